@@ -1,0 +1,7 @@
+"""``python -m popularity_contest``: the same as the ``popularity-contest`` command."""
+
+import sys
+
+from popularity_contest.cli import main
+
+sys.exit(main())

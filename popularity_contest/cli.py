@@ -1,0 +1,157 @@
+"""The ``popularity-contest`` command: argument parsing only.
+
+Each subcommand names the module and function that does the work (``run(args) -> int``);
+that module is imported only when its subcommand runs, so ``popularity-contest --help``
+stays fast and the reporter never pulls in the collector.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from popularity_contest import __version__
+
+FORMATS = ("table", "json", "csv")
+
+
+def _add_format(parser: argparse.ArgumentParser, choices: Sequence[str] = FORMATS) -> None:
+    parser.add_argument(
+        "--format",
+        choices=choices,
+        default="table",
+        help="output for people (table, the default) or for machines",
+    )
+
+
+def _add_source(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--db",
+        metavar="PATH",
+        help="the embedded collector's SQLite store (default: the collector's default path)",
+    )
+    source.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="read counts from a Prometheus server's HTTP API instead of the store",
+    )
+
+
+def _add_window(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--since",
+        default="30d",
+        metavar="AGE",
+        help="window ending now: 90m, 12h, 30d, 8w (default 30d)",
+    )
+    parser.add_argument("--start", metavar="TIME", help="window start (ISO 8601); overrides --since")
+    parser.add_argument("--end", metavar="TIME", help="window end (ISO 8601, default now)")
+    parser.add_argument("--namespace", metavar="HUB", help="only this hub (namespace)")
+    parser.add_argument(
+        "--min-processes",
+        type=int,
+        default=None,
+        metavar="K",
+        help="privacy threshold: hide packages reported by fewer than K processes",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="popularity-contest",
+        description="Count which installed Python packages users import, privately.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    for verb, doing in (("install", "enable"), ("uninstall", "disable")):
+        cmd = sub.add_parser(verb, help=f"{doing} the reporter in a Python environment")
+        cmd.add_argument(
+            "method",
+            choices=("ipython", "site"),
+            help="ipython: an IPython startup file; site: a .pth file for every process",
+        )
+        cmd.add_argument(
+            "--prefix",
+            metavar="PATH",
+            help="the environment's prefix (default: this interpreter's sys.prefix)",
+        )
+        _add_format(cmd, ("table", "json"))
+        cmd.set_defaults(target="popularity_contest.install:run")
+
+    check = sub.add_parser("check", help="show the configuration and send a test counter")
+    check.add_argument(
+        "--expect-collector",
+        nargs="?",
+        const="http://127.0.0.1:9102",
+        metavar="URL",
+        help="verify that the embedded collector at URL received the test counter",
+    )
+    check.add_argument("--timeout", type=float, default=2.0, help="seconds to wait (default 2)")
+    _add_format(check, ("table", "json"))
+    check.set_defaults(target="popularity_contest.check:run")
+
+    serve = sub.add_parser("serve", help="run the embedded collector (statsd in, HTTP out)")
+    serve.add_argument("--statsd", metavar="HOST:PORT", help="UDP address (127.0.0.1:8125)")
+    serve.add_argument("--http", metavar="HOST:PORT", help="HTTP address (127.0.0.1:9102)")
+    serve.add_argument("--db", metavar="PATH", help="SQLite store")
+    serve.add_argument("--mapping", metavar="FILE", help="statsd_exporter mapping file")
+    serve.add_argument(
+        "--environment",
+        metavar="PYTHON",
+        help="a Python interpreter whose installed packages the page lists as used or unused",
+    )
+    serve.set_defaults(target="popularity_contest.collector.server:run")
+
+    report = sub.add_parser("report", help="top packages over a window")
+    _add_source(report)
+    _add_window(report)
+    report.add_argument(
+        "--by", choices=("namespace",), help="one row per hub and package instead of in total"
+    )
+    report.add_argument("--limit", type=int, default=None, help="show at most N packages")
+    _add_format(report)
+    report.set_defaults(target="popularity_contest.report:run_report")
+
+    unused = sub.add_parser("unused", help="installed packages nobody imported in a window")
+    target = unused.add_mutually_exclusive_group()
+    target.add_argument("--python", metavar="PATH", help="the environment's interpreter")
+    target.add_argument("--prefix", metavar="PATH", help="the environment's prefix")
+    _add_source(unused)
+    _add_window(unused)
+    _add_format(unused, ("table", "json", "csv", "requirements"))
+    unused.set_defaults(target="popularity_contest.report:run_unused")
+
+    demo = sub.add_parser(
+        "demo", help="start a collector, run instrumented Python processes, show the counts"
+    )
+    demo.add_argument("--keep", action="store_true", help="keep the collector running")
+    demo.set_defaults(target="popularity_contest.demo:run")
+    return parser
+
+
+def _load(target: str) -> Callable[[argparse.Namespace], int]:
+    module_name, _, function = target.partition(":")
+    func: Callable[[argparse.Namespace], int] = getattr(
+        importlib.import_module(module_name), function
+    )
+    return func
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # The tool's own process is no user's: if a .pth activated the reporter here, stop it.
+    reporter = sys.modules.get("popularity_contest.reporter")
+    if reporter is not None:
+        reporter.stop()
+    args = build_parser().parse_args(argv)
+    try:
+        return _load(args.target)(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
