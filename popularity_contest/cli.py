@@ -47,7 +47,9 @@ def _add_window(parser: argparse.ArgumentParser) -> None:
         metavar="AGE",
         help="window ending now: 90m, 12h, 30d, 8w (default 30d)",
     )
-    parser.add_argument("--start", metavar="TIME", help="window start (ISO 8601); overrides --since")
+    parser.add_argument(
+        "--start", metavar="TIME", help="window start (ISO 8601); overrides --since"
+    )
     parser.add_argument("--end", metavar="TIME", help="window end (ISO 8601, default now)")
     parser.add_argument("--namespace", metavar="HUB", help="only this hub (namespace)")
     parser.add_argument(

@@ -9,9 +9,13 @@ reporting instead (``ReporterConfig.problem`` says why, for ``popularity-contest
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 from popularity_contest import wire
+
+# Only for annotations: `collections.abc` is not loaded at start-up and costs ~1 ms.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 ENV_PREFIX = "PYTHON_POPCONTEST_"
 
@@ -156,3 +160,37 @@ def reporter_config(environ: Mapping[str, str] | None = None) -> ReporterConfig:
         disabled=disabled or problem is not None,
         problem=problem,
     )
+
+
+# --- The embedded collector (`popularity-contest serve`) ----------------------------------
+# Read by popularity_contest.collector.server (which turns them into its Config); command-line
+# flags win over these. Listed here so that every variable the project reads is in one file.
+
+SERVE_STATSD = ENV_PREFIX + "SERVE_STATSD"  # HOST:PORT of the UDP statsd listener
+SERVE_HTTP = ENV_PREFIX + "SERVE_HTTP"  # HOST:PORT of the HTTP server
+SERVE_DB = ENV_PREFIX + "SERVE_DB"  # path of the SQLite store
+SERVE_MAPPING = ENV_PREFIX + "SERVE_MAPPING"  # statsd_exporter mapping file
+SERVE_ENVIRONMENT = ENV_PREFIX + "SERVE_ENVIRONMENT"  # interpreter whose packages the page lists
+SERVE_FLUSH_INTERVAL = ENV_PREFIX + "SERVE_FLUSH_INTERVAL"  # seconds between store commits
+SERVE_HOURLY_RETENTION = ENV_PREFIX + "SERVE_HOURLY_RETENTION"  # days kept hourly, then daily
+SERVE_MAX_SERIES = ENV_PREFIX + "SERVE_MAX_SERIES"  # distinct series stored at most
+SERVE_MAX_DATAGRAM = ENV_PREFIX + "SERVE_MAX_DATAGRAM"  # larger datagrams are dropped
+SERVE_RCVBUF = ENV_PREFIX + "SERVE_RCVBUF"  # UDP receive buffer requested, in bytes
+
+DEFAULT_SERVE_STATSD = "127.0.0.1:8125"
+DEFAULT_SERVE_HTTP = "127.0.0.1:9102"  # statsd_exporter's port
+DEFAULT_FLUSH_INTERVAL = 1.0
+DEFAULT_HOURLY_RETENTION_DAYS = 90
+DEFAULT_MAX_SERIES = 100_000
+DEFAULT_SERVE_MAX_DATAGRAM = MAX_MAX_DATAGRAM
+DEFAULT_RCVBUF = 16 * 1024 * 1024
+DB_FILE_NAME = "popcon.sqlite3"
+
+
+def default_db_path(environ: Mapping[str, str] | None = None) -> str:
+    """``$XDG_DATA_HOME/popularity-contest/popcon.sqlite3`` (``~/.local/share`` by default)."""
+    env = os.environ if environ is None else environ
+    data_home = env.get("XDG_DATA_HOME", "").strip()
+    if not data_home or not os.path.isabs(data_home):  # the XDG spec ignores relative paths
+        data_home = os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(data_home, "popularity-contest", DB_FILE_NAME)
