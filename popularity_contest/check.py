@@ -150,11 +150,17 @@ def read_check_count(url: str, timeout: float) -> tuple[float | None, str | None
 
 
 def would_report(
-    cfg: config.ReporterConfig, modules: Mapping[str, object] | None = None
+    cfg: config.ReporterConfig,
+    modules: Mapping[str, object] | None = None,
+    sites: Mapping[str, str] | None = None,
 ) -> list[dict[str, str]]:
-    """What the reporter would send for the packages imported in this process so far."""
+    """What the reporter would send for the packages imported in this process so far.
+
+    ``sites`` maps site directories to ``packages.SITE``/``USER`` (default: this
+    interpreter's).
+    """
     mods = dict(sys.modules if modules is None else modules)
-    classifier = packages.Classifier(count_local=cfg.count_local)
+    classifier = packages.Classifier(count_local=cfg.count_local, sites=sites)
     rows: list[dict[str, str]] = []
     for name in sorted(packages.new_top_level((), mods)):
         if not wire.is_safe_component(name):
