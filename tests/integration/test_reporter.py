@@ -380,3 +380,23 @@ def _can_unshare() -> bool:
         )
     except OSError:
         return False
+
+
+HEAVY = ("socket", "threading", "typing", "asyncio", "sqlite3", "prometheus_client",
+         "importlib.metadata", "statsd", "json", "re", "collections",
+         "popularity_contest.collector", "popularity_contest.cli")
+
+
+def test_activation_and_exit_import_nothing_heavy(env: Env, listener: Listener) -> None:
+    code = (
+        "import sys, atexit\n"
+        f"heavy = {HEAVY!r}\n"
+        "def loaded(): print(sorted(m for m in heavy if m in sys.modules))\n"
+        # Registered before activation, so it runs after the reporter's exit hook (LIFO).
+        "atexit.register(loaded)\n" + ACTIVATE + "loaded()\nimport beta\n"
+    )
+    result = env.run(code, env=listener.env())
+    assert result.returncode == 0, result.stderr
+    # At activation and after the exit hook ran (atexit runs hooks last-in, first-out).
+    assert result.stdout.split("\n") == ["[]", "[]", ""]
+    assert sorted(listener.lines()) == sorted([PROCESS, pkg("beta")])
