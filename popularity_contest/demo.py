@@ -59,18 +59,30 @@ def _wait(predicate: object, what: str, timeout: float = READY_TIMEOUT) -> None:
 def run(args: argparse.Namespace) -> int:
     available = [name for name in CANDIDATES if importlib.util.find_spec(name) is not None]
     if len(available) < 2:
-        print("demo: the collector extra is not installed (pip install 'popularity-contest"
-              "[collector]')", file=sys.stderr)
+        print(
+            "demo: the collector extra is not installed (pip install 'popularity-contest"
+            "[collector]')",
+            file=sys.stderr,
+        )
         return 1
     statsd_port, http_port = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
     base = f"http://127.0.0.1:{http_port}"
     workdir = Path(tempfile.mkdtemp(prefix="popcon-demo-"))
     env = {**os.environ, "PYTHON_POPCONTEST_DISABLE": "1"}
     print(f"demo: starting the collector: statsd 127.0.0.1:{statsd_port}, http {base}")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "popularity_contest", "serve",
-         "--statsd", f"127.0.0.1:{statsd_port}", "--http", f"127.0.0.1:{http_port}",
-         "--db", str(workdir / "popcon.sqlite3")],
+    server = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+        [
+            sys.executable,
+            "-m",
+            "popularity_contest",
+            "serve",
+            "--statsd",
+            f"127.0.0.1:{statsd_port}",
+            "--http",
+            f"127.0.0.1:{http_port}",
+            "--db",
+            str(workdir / "popcon.sqlite3"),
+        ],
         env=env,
     )
     try:
@@ -89,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
                     "PYTHON_POPCONTEST_STATSD_PREFIX": f"python_popcon.hub.{hub}.imported_package",
                 }
                 child_env.pop("PYTHON_POPCONTEST_DISABLE", None)
-                subprocess.run([sys.executable, "-c", code], env=child_env, check=True)
+                subprocess.run(  # noqa: S603 - this interpreter, our own code
+                    [sys.executable, "-c", code], env=child_env, check=True
+                )
                 processes += 1
                 print(f"demo: hub {hub:8} ran python -c 'import {', '.join(names)}'")
 
@@ -103,10 +117,11 @@ def run(args: argparse.Namespace) -> int:
         if args.keep:
             print("demo: collector running; Ctrl-C to stop")
             server.wait()
-        return 0
     except (RuntimeError, subprocess.CalledProcessError) as error:
         print(f"demo: {error}", file=sys.stderr)
         return 1
+    else:
+        return 0
     finally:
         if server.poll() is None:
             server.send_signal(signal.SIGTERM)

@@ -233,7 +233,9 @@ class _Reporter:
             sock.close()
 
 
-_state: _Reporter | None = None
+# `importlib.reload` re-runs this module in the same namespace: keep an activation that
+# already exists, so a reload can never activate reporting twice.
+_state: _Reporter | None = globals().get("_state")
 
 
 class _ImportObserver:
@@ -260,7 +262,7 @@ class _ImportObserver:
         """Nothing cached here; ``importlib.invalidate_caches`` calls every finder."""
 
 
-_observer = _ImportObserver()
+_observer: _ImportObserver = globals().get("_observer") or _ImportObserver()
 
 
 def _at_exit() -> None:
@@ -316,7 +318,7 @@ def _after_fork_in_child() -> None:
         state.debug(f"fork: {error!r}")
 
 
-_fork_hook_registered = False
+_fork_hook_registered: bool = globals().get("_fork_hook_registered", False)
 
 
 def _hook_ipython() -> None:
