@@ -1,0 +1,254 @@
+"""The collector's HTTP endpoints: ``/metrics``, ``/healthz`` and a small JSON/CSV API.
+
+``GET /api/v1/popularity``  counts per period and series::
+
+    ?start=2024-05-01&end=2024-06-01   window [start, end): ISO 8601 (UTC unless an offset
+                                       is given) or Unix seconds; default the last 30 days
+    &aggregate=hour|day|week|month|quarter|year   (default day; weeks start on Monday)
+    &namespace=hub-a                   one hub only ("namespace=" alone: the no-hub namespace)
+    &metric=imported_package           or user_imported_package, library_used,
+                                       processes_reported, or any stored metric name
+    &format=json|csv                   (default json)
+
+``GET /api/v1/packages``  totals per series over the same kind of window (no ``aggregate``),
+largest first. ``GET /api/v1/namespaces`` lists the namespaces seen. The API reads the store,
+so it lags what was received by at most one flush interval; ``/metrics`` includes unflushed
+counts.
+
+``Api.handle`` is pure request -> response (tested directly); ``handler_class`` wraps it for
+``http.server``. No request is ever logged: on a hub, an address identifies a user.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qs, urlsplit
+
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import CollectorRegistry
+
+from popularity_contest.collector import store as store_module
+from popularity_contest.collector.store import AGGREGATES, Store, StoreError
+
+DEFAULT_WINDOW = 30 * 86400
+METRIC_ALIASES = {
+    "imported_package": store_module.IMPORTED_PACKAGE,
+    "user_imported_package": store_module.USER_IMPORTED_PACKAGE,
+    "library_used": store_module.LIBRARY_USED,
+    "processes_reported": store_module.PROCESSES_REPORTED,
+}
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    content_type: str
+    body: bytes
+
+
+class BadRequestError(ValueError):
+    pass
+
+
+def parse_time(text: str) -> float:
+    """Unix seconds from ISO 8601 (naive = UTC, ``Z`` accepted) or a number of seconds."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequestError(f"not an ISO 8601 time or Unix seconds: {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _iso(timestamp: float | datetime) -> str:
+    moment = (
+        timestamp
+        if isinstance(timestamp, datetime)
+        else datetime.fromtimestamp(timestamp, timezone.utc)
+    )
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _count(value: float) -> int | float:
+    """Whole counts as integers (sample rates can make fractions)."""
+    return int(value) if value.is_integer() else value
+
+
+def _json(status: int, document: object) -> Response:
+    body = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
+    return Response(status, "application/json; charset=utf-8", body)
+
+
+def _csv(rows: list[dict[str, object]], columns: list[str]) -> Response:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return Response(200, "text/csv; charset=utf-8", buffer.getvalue().encode("utf-8"))
+
+
+def _columns(rows: list[dict[str, object]], first: list[str], last: list[str]) -> list[str]:
+    middle = sorted({key for row in rows for key in row} - set(first) - set(last))
+    if "namespace" in middle:
+        middle.remove("namespace")
+        middle.insert(0, "namespace")
+    return first + middle + last
+
+
+class Api:
+    """Routes requests to the store and the metrics registry."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: CollectorRegistry,
+        healthy: Callable[[], str | None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.healthy = healthy
+        self.clock = clock
+
+    def handle(self, target: str, accept: str = "") -> Response:
+        parts = urlsplit(target)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        params = {key: values[-1] for key, values in query.items()}
+        try:
+            if parts.path == "/metrics":
+                encoder, content_type = choose_encoder(accept)
+                return Response(200, content_type, encoder(self.registry))
+            if parts.path == "/healthz":
+                return self._health()
+            if parts.path == "/api/v1/popularity":
+                return self._popularity(params)
+            if parts.path == "/api/v1/packages":
+                return self._packages(params)
+            if parts.path == "/api/v1/namespaces":
+                return _json(200, {"namespaces": self.store.namespaces()})
+            if parts.path == "/":
+                return _json(
+                    200,
+                    {
+                        "endpoints": [
+                            "/metrics",
+                            "/healthz",
+                            "/api/v1/popularity",
+                            "/api/v1/packages",
+                            "/api/v1/namespaces",
+                        ]
+                    },
+                )
+        except BadRequestError as error:
+            return _json(400, {"error": str(error)})
+        except StoreError as error:
+            return _json(503, {"error": str(error)})
+        return _json(404, {"error": f"no such endpoint: {parts.path}"})
+
+    def _health(self) -> Response:
+        problem = self.healthy() if self.healthy is not None else None
+        if problem is None:
+            try:
+                self.store.namespaces()
+            except StoreError as error:
+                problem = str(error)
+        if problem is not None:
+            return _json(503, {"status": "unhealthy", "problem": problem})
+        return _json(200, {"status": "ok"})
+
+    def _window(self, params: dict[str, str]) -> tuple[float, float, str | None, str, str]:
+        end = parse_time(params["end"]) if params.get("end") else self.clock()
+        start = parse_time(params["start"]) if params.get("start") else end - DEFAULT_WINDOW
+        if start >= end:
+            raise BadRequestError("start must be before end")
+        metric = params.get("metric") or "imported_package"
+        metric = METRIC_ALIASES.get(metric, metric)
+        output = params.get("format") or "json"
+        if output not in ("json", "csv"):
+            raise BadRequestError("format must be json or csv")
+        return start, end, params.get("namespace"), metric, output
+
+    def _popularity(self, params: dict[str, str]) -> Response:
+        start, end, namespace, metric, output = self._window(params)
+        aggregate = params.get("aggregate") or "day"
+        if aggregate not in AGGREGATES:
+            raise BadRequestError(f"aggregate must be one of {', '.join(AGGREGATES)}")
+        counts = self.store.counts(start, end, aggregate, namespace=namespace, metric=metric)
+        rows: list[dict[str, object]] = [
+            {"period": _iso(count.period), **count.labels, "count": _count(count.value)}
+            for count in counts
+        ]
+        if output == "csv":
+            return _csv(rows, _columns(rows, ["period"], ["count"]))
+        return _json(
+            200,
+            {
+                "start": _iso(start),
+                "end": _iso(end),
+                "aggregate": aggregate,
+                "metric": metric,
+                "namespace": namespace,
+                "counts": rows,
+            },
+        )
+
+    def _packages(self, params: dict[str, str]) -> Response:
+        start, end, namespace, metric, output = self._window(params)
+        totals = self.store.totals(start, end, namespace=namespace, metric=metric)
+        rows: list[dict[str, object]] = [{**t.labels, "count": _count(t.value)} for t in totals]
+        if output == "csv":
+            return _csv(rows, _columns(rows, [], ["count"]))
+        return _json(
+            200,
+            {
+                "start": _iso(start),
+                "end": _iso(end),
+                "metric": metric,
+                "namespace": namespace,
+                "totals": rows,
+            },
+        )
+
+
+def handler_class(api: Api) -> type[BaseHTTPRequestHandler]:
+    """A request handler class serving ``api`` (GET and HEAD only)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "popularity-contest"
+        timeout = 30  # a client that stops sending does not hold a thread forever
+
+        def do_GET(self) -> None:
+            self._respond(with_body=True)
+
+        def do_HEAD(self) -> None:
+            self._respond(with_body=False)
+
+        def _respond(self, with_body: bool) -> None:
+            response = api.handle(self.path, self.headers.get("Accept", ""))
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if with_body:
+                self.wfile.write(response.body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            # Never log requests: the client's address identifies a user on a hub.
+            return
+
+    return Handler

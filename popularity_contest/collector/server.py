@@ -1,0 +1,419 @@
+"""``popularity-contest serve``: UDP statsd in, SQLite store, HTTP out.
+
+Structure (as in uvicorn): a ``Config`` built once from the command line and the
+environment, and a ``Server`` with ``startup`` (load the mapping, open the store, bind both
+sockets), a main loop (flush pending increments to the store every ``flush_interval``
+seconds; roll hourly buckets up to daily once an hour) and ``shutdown`` (stop receiving,
+drain what the kernel already queued, flush, close). SIGTERM and SIGINT end the main loop,
+so both flush before the process exits 0.
+
+Threads: one receives datagrams (blocking ``recv_into``, a large ``SO_RCVBUF``) and feeds
+``Ingest``; ``http.server``'s threads answer requests; the main thread flushes. One line per
+notable event is logged to stderr; the ``listening statsd=HOST:PORT http=HOST:PORT`` line
+says the collector is ready (with the ports actually bound, so port 0 works). Senders'
+addresses are never looked at, logged or stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
+from types import FrameType
+
+from popularity_contest import config as env
+from popularity_contest.collector.api import Api, handler_class
+from popularity_contest.collector.exposition import PopconCollector, registry_for
+from popularity_contest.collector.ingest import Ingest
+from popularity_contest.collector.mapping import Mapper, MappingError
+from popularity_contest.collector.store import SeriesKey, Store, StoreError
+
+log = logging.getLogger("popularity_contest.serve")
+
+ROLL_UP_EVERY = 3600.0
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the flag or variable."""
+
+
+def parse_address(text: str, what: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) -> (host, port); port 0 = any free port."""
+    host, colon, port_text = text.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise ConfigError(f"{what}: expected HOST:PORT, got {text!r}")
+    return host, int(port_text)
+
+
+def _number(environ: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name}: not a number: {text!r}") from None
+    if not value >= minimum:
+        raise ConfigError(f"{name}: must be at least {minimum:g}")
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of the collector, read once."""
+
+    statsd: tuple[str, int]
+    http: tuple[str, int]
+    db: str
+    mapping: str | None  # None: the rules shipped in the package
+    environment: str | None  # for the page (a later feature): stored, unused here
+    flush_interval: float
+    hourly_retention_days: float
+    max_series: int
+    max_datagram: int
+    rcvbuf: int
+
+    @classmethod
+    def from_args(
+        cls, args: argparse.Namespace, environ: Mapping[str, str] | None = None
+    ) -> Config:
+        """Flags win over ``PYTHON_POPCONTEST_SERVE_*`` variables, which win over defaults."""
+        environ = os.environ if environ is None else environ
+
+        def setting(flag: str | None, variable: str, default: str | None) -> str | None:
+            value = flag if flag else environ.get(variable, "").strip()
+            return value or default
+
+        statsd = setting(getattr(args, "statsd", None), env.SERVE_STATSD, env.DEFAULT_SERVE_STATSD)
+        http = setting(getattr(args, "http", None), env.SERVE_HTTP, env.DEFAULT_SERVE_HTTP)
+        db = setting(getattr(args, "db", None), env.SERVE_DB, None) or env.default_db_path(environ)
+        return cls(
+            statsd=parse_address(statsd or "", "--statsd"),
+            http=parse_address(http or "", "--http"),
+            db=os.path.expanduser(db),
+            mapping=setting(getattr(args, "mapping", None), env.SERVE_MAPPING, None),
+            environment=setting(getattr(args, "environment", None), env.SERVE_ENVIRONMENT, None),
+            flush_interval=_number(
+                environ, env.SERVE_FLUSH_INTERVAL, env.DEFAULT_FLUSH_INTERVAL, 0.01
+            ),
+            hourly_retention_days=_number(
+                environ, env.SERVE_HOURLY_RETENTION, env.DEFAULT_HOURLY_RETENTION_DAYS, 1
+            ),
+            max_series=int(_number(environ, env.SERVE_MAX_SERIES, env.DEFAULT_MAX_SERIES, 1)),
+            max_datagram=int(
+                _number(environ, env.SERVE_MAX_DATAGRAM, env.DEFAULT_SERVE_MAX_DATAGRAM, 64)
+            ),
+            rcvbuf=int(_number(environ, env.SERVE_RCVBUF, env.DEFAULT_RCVBUF, 4096)),
+        )
+
+
+def _format_address(address: tuple[str, int]) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+
+def kernel_drops(sock: socket.socket) -> int | None:
+    """Datagrams the kernel dropped for this socket (Linux ``/proc/net/udp``), else None."""
+    try:
+        inode = str(os.fstat(sock.fileno()).st_ino)
+        table = "/proc/net/udp6" if sock.family == socket.AF_INET6 else "/proc/net/udp"
+        with open(table, encoding="ascii") as lines:
+            for line in lines:
+                fields = line.split()
+                if len(fields) > 12 and fields[9] == inode:
+                    return int(fields[12])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class Server:
+    """The collector: ``run()`` = ``startup()``, ``main_loop()``, ``shutdown()``."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.should_exit = threading.Event()
+        self.store: Store | None = None
+        self.ingest: Ingest | None = None
+        self.udp: socket.socket | None = None
+        self.http: _HTTPServer | None = None
+        self._threads: list[threading.Thread] = []
+        self._receiving = False
+        self._flush_lock = threading.Lock()
+        self._flush_errors = 0
+        self._receive_error: str | None = None
+        self._signal: str | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def run(self) -> int:
+        try:
+            self.startup()
+        except (MappingError, StoreError, ConfigError) as error:
+            log.error("cannot start: %s", error)  # noqa: TRY400 - one clear line, no traceback
+            self._close()
+            return 2
+        except OSError as error:
+            log.error("cannot start: %s", error)  # noqa: TRY400 - one clear line, no traceback
+            self._close()
+            return 1
+        self.install_signal_handlers()
+        try:
+            self.main_loop()
+        finally:
+            self.shutdown()
+        return 0
+
+    def startup(self) -> None:
+        config = self.config
+        mapper = Mapper.load(config.mapping)
+        log.info("mapping: %d rules from %s", len(mapper.rules), mapper.source)
+        store = self.store = Store.open(config.db)
+        known = store.series_keys()
+        removed = store.roll_up(config.hourly_retention_days)
+        log.info(
+            "store: %s (%d series%s)",
+            store.path,
+            len(known),
+            f", rolled up {removed} hourly buckets" if removed else "",
+        )
+        self.ingest = Ingest(
+            mapper, max_series=config.max_series, known=known, max_datagram=config.max_datagram
+        )
+        self.udp = self._bind_udp()
+        registry = registry_for(PopconCollector(self.series, self.stats, mapper.help))
+        api = Api(store, registry, healthy=lambda: self._receive_error)
+        host, port = config.http
+        _HTTPServer.address_family = _family(host)
+        self.http = _HTTPServer((host, port), handler_class(api))
+        self._receiving = True
+        self._start(self._receive, "statsd")
+        self._start(self.http.serve_forever, "http")
+        log.info(
+            "listening statsd=%s http=%s",
+            _format_address(self.udp.getsockname()),
+            _format_address(self.http.server_address),  # type: ignore[arg-type]
+        )
+
+    def _bind_udp(self) -> socket.socket:
+        host, port = self.config.statsd
+        sock = socket.socket(_family(host), socket.SOCK_DGRAM)
+        wanted = self.config.rcvbuf
+        # SO_RCVBUFFORCE (root or CAP_NET_ADMIN) may exceed net.core.rmem_max; else clamp.
+        force = getattr(socket, "SO_RCVBUFFORCE", None)
+        try:
+            if force is None:
+                raise PermissionError
+            sock.setsockopt(socket.SOL_SOCKET, force, wanted)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
+        # Linux reports twice the size granted (it counts its bookkeeping).
+        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+        if granted < wanted:
+            log.warning(
+                "statsd receive buffer: %d bytes, not the %d asked for (raise "
+                "net.core.rmem_max to absorb longer bursts)",
+                granted,
+                wanted,
+            )
+        else:
+            log.info("statsd receive buffer: %d bytes", granted)
+        return sock
+
+    def _start(self, target: object, name: str) -> None:
+        thread = threading.Thread(target=target, name=f"popcon-{name}", daemon=True)  # type: ignore[arg-type]
+        thread.start()
+        self._threads.append(thread)
+
+    def install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # embedded in a test or another program: the caller stops us
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._handle_signal)
+
+    def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signal = signal.Signals(signum).name
+        self.should_exit.set()
+
+    def main_loop(self) -> None:
+        config = self.config
+        next_roll_up = time.monotonic() + ROLL_UP_EVERY
+        while not self.should_exit.wait(config.flush_interval):
+            self.flush()
+            if time.monotonic() >= next_roll_up:
+                next_roll_up += ROLL_UP_EVERY
+                self._roll_up()
+
+    def shutdown(self) -> None:
+        log.info("stopping%s", f" on {self._signal}" if self._signal else "")
+        self._stop_receiving()
+        if self.http is not None:
+            self.http.shutdown()
+        self.flush()
+        if self.ingest is not None:
+            ingest = self.ingest
+            log.info(
+                "stopped: %d lines received, %d stored, %d refused, %d series%s",
+                ingest.lines,
+                ingest.stored,
+                sum(ingest.refused.values()),
+                ingest.series_count(),
+                f", {self._flush_errors} flush errors" if self._flush_errors else "",
+            )
+        self._close()
+
+    def _close(self) -> None:
+        if self.http is not None:
+            self.http.server_close()
+        if self.udp is not None:
+            self.udp.close()
+        if self.store is not None:
+            try:
+                self.store.close()
+            except StoreError as error:
+                log.error("%s", error)  # noqa: TRY400 - one clear line
+            self.store = None
+
+    # --- receiving ---------------------------------------------------------------------
+    def _receive(self) -> None:
+        sock, ingest = self.udp, self.ingest
+        if sock is None or ingest is None:
+            raise RuntimeError("receiving before startup")
+        size = ingest.max_datagram + 1  # one more byte tells an oversize datagram apart
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        recv_into = sock.recv_into
+        feed = ingest.feed
+        try:
+            while self._receiving:
+                count = recv_into(buffer, size)
+                if count:
+                    feed(bytes(view[:count]))
+            # Shutting down: take what the kernel already accepted, then stop.
+            sock.setblocking(False)
+            while True:
+                try:
+                    count = recv_into(buffer, size)
+                except BlockingIOError:
+                    break
+                if count:
+                    feed(bytes(view[:count]))
+        except OSError as error:
+            if self._receiving:
+                self._receive_error = f"statsd socket: {error}"
+                log.error("statsd receiver stopped: %s", error)  # noqa: TRY400
+        except Exception:
+            # A bug must not leave a collector that looks healthy but counts nothing.
+            self._receive_error = "statsd receiver crashed (see log)"
+            log.exception("statsd receiver crashed")
+
+    def _stop_receiving(self) -> None:
+        if not self._receiving or self.udp is None:
+            return
+        self._receiving = False
+        # Wake the blocking recv with an empty datagram to ourselves.
+        host, port = self.udp.getsockname()[:2]
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+        try:
+            with socket.socket(self.udp.family, socket.SOCK_DGRAM) as waker:
+                waker.sendto(b"", (host, port))
+        except OSError:
+            pass
+        for thread in self._threads:
+            if thread.name == "popcon-statsd":
+                thread.join(timeout=5)
+
+    # --- flushing and reading ----------------------------------------------------------
+    def flush(self) -> None:
+        """Store pending increments in one transaction; keep them for later on failure."""
+        if self.ingest is None or self.store is None:
+            return
+        with self._flush_lock:
+            increments = self.ingest.take()
+            if not increments:
+                return
+            try:
+                self.store.add(increments)
+            except StoreError as error:
+                self._flush_errors += 1
+                self.ingest.give_back(increments)
+                log.error("flush failed (will retry): %s", error)  # noqa: TRY400
+
+    def _roll_up(self) -> None:
+        if self.store is None:
+            return
+        try:
+            removed = self.store.roll_up(self.config.hourly_retention_days)
+        except StoreError as error:
+            log.error("roll-up failed: %s", error)  # noqa: TRY400
+            return
+        if removed:
+            log.info("rolled up %d hourly buckets into daily ones", removed)
+
+    def series(self) -> dict[SeriesKey, float]:
+        """All-time total of each series: stored plus pending (consistent with flushes)."""
+        if self.store is None or self.ingest is None:
+            return {}
+        with self._flush_lock:
+            totals = {
+                (t.name, tuple(sorted(t.labels.items()))): t.value
+                for t in self.store.series_totals()
+            }
+            for key, value in self.ingest.pending().items():
+                totals[key] = totals.get(key, 0.0) + value
+        return totals
+
+    def stats(self) -> dict[str, object]:
+        if self.ingest is None:
+            return {}
+        stats = self.ingest.stats()
+        stats["flush_errors"] = self._flush_errors
+        stats["series_limit"] = self.config.max_series
+        stats["kernel_drops"] = kernel_drops(self.udp) if self.udp is not None else None
+        return stats
+
+
+def configure_logging() -> None:
+    logger = logging.getLogger("popularity_contest")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s popularity-contest serve: %(levelname)s %(message)s")
+        )
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``serve`` subcommand."""
+    configure_logging()
+    try:
+        config = Config.from_args(args)
+    except ConfigError as error:
+        log.error("cannot start: %s", error)  # noqa: TRY400 - one clear line, no traceback
+        return 2
+    return Server(config).run()

@@ -1,0 +1,381 @@
+"""The collector's SQLite store: counter increments in hourly buckets, rolled up to daily.
+
+One file holds everything (``PRAGMA user_version`` is the schema version; ``MIGRATIONS``
+upgrades older files in place). Write-ahead logging lets the report command and the page read
+while ``serve`` writes; each flush is one transaction, so a crash loses at most what was not
+yet flushed and never half a flush.
+
+Data model
+    A *series* is a mapped metric name plus its labels (sorted), e.g.
+    ``python_popcon_imported_package_total{namespace="", package="numpy"}``; each keeps its
+    all-time ``total`` (what ``/metrics`` exposes). A *bucket* is the sum of the increments a
+    series received in one UTC hour (``width`` 3600). Hourly buckets older than the retention
+    (days) are summed into daily buckets (``width`` 86400) by ``roll_up``.
+
+Python API (for ``serve``, ``report`` and the page)::
+
+    store = Store.open(path)                  # create=False to refuse a missing file
+    store.namespaces()                        # ["", "hub-a", ...]
+    store.metrics()                           # mapped names present
+    store.counts(start, end, "week", namespace="hub-a", metric=IMPORTED_PACKAGE)
+        # -> [Count(period=datetime, name, labels={"namespace":..., "package":...}, value)]
+    store.totals(start, end, namespace=None, metric=IMPORTED_PACKAGE)
+        # -> [Total(name, labels, value)], largest first
+    store.series_totals()                     # all-time totals of every series
+    store.close()
+
+``start``/``end`` are aware or naive (= UTC) datetimes or Unix seconds; the window is
+``[start, end)`` and holds a bucket when the bucket's start is in it, so beyond the hourly
+retention a window includes whole days. Every ``sqlite3`` error is raised as ``StoreError``
+with the file name in its message.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+HOUR = 3600
+DAY = 86400
+AGGREGATES = ("hour", "day", "week", "month", "quarter", "year")
+IMPORTED_PACKAGE = "python_popcon_imported_package_total"
+USER_IMPORTED_PACKAGE = "python_popcon_user_imported_package_total"
+PROCESSES_REPORTED = "python_popcon_processes_reported_total"
+LIBRARY_USED = "python_popcon_library_used_total"
+
+#: A series as the collector keys it: (name, ((label, value), ...) sorted by label).
+SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
+
+MIGRATIONS: list[str] = [
+    # 1: series with all-time totals; hourly/daily buckets.
+    """
+    CREATE TABLE series (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        labels TEXT NOT NULL,          -- JSON object, keys sorted
+        namespace TEXT NOT NULL,       -- labels["namespace"], "" when absent
+        total REAL NOT NULL DEFAULT 0,
+        UNIQUE (name, labels)
+    );
+    CREATE TABLE bucket (
+        start INTEGER NOT NULL,        -- Unix seconds (UTC), a multiple of width
+        width INTEGER NOT NULL,        -- 3600 (hourly) or 86400 (daily)
+        series_id INTEGER NOT NULL REFERENCES series (id),
+        value REAL NOT NULL,
+        PRIMARY KEY (start, width, series_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX series_name ON series (name, namespace);
+    """,
+]
+
+
+class StoreError(Exception):
+    """A storage problem; the message starts with the database file's name."""
+
+
+@dataclass(frozen=True)
+class Count:
+    period: datetime  # start of the period, UTC
+    name: str
+    labels: dict[str, str]
+    value: float
+
+
+@dataclass(frozen=True)
+class Total:
+    name: str
+    labels: dict[str, str]
+    value: float
+
+
+def series_key(name: str, labels: Mapping[str, str]) -> SeriesKey:
+    return (name, tuple(sorted(labels.items())))
+
+
+def _labels_json(labels: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps(dict(labels), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def to_timestamp(moment: datetime | float) -> float:
+    """Unix seconds of a datetime (naive means UTC) or of a number."""
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.timestamp()
+    return float(moment)
+
+
+def period_start(timestamp: int, aggregate: str) -> int:
+    """Start (Unix seconds, UTC) of the hour/day/week/month/quarter/year holding ``timestamp``."""
+    if aggregate == "hour":
+        return timestamp - timestamp % HOUR
+    day = timestamp - timestamp % DAY
+    if aggregate == "day":
+        return day
+    if aggregate == "week":  # ISO weeks start on Monday; 1970-01-01 was a Thursday
+        return day - ((day // DAY + 3) % 7) * DAY
+    moment = datetime.fromtimestamp(day, timezone.utc)
+    if aggregate == "month":
+        first = moment.replace(day=1)
+    elif aggregate == "quarter":
+        first = moment.replace(day=1, month=(moment.month - 1) // 3 * 3 + 1)
+    elif aggregate == "year":
+        first = moment.replace(day=1, month=1)
+    else:
+        raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}")
+    return int(first.timestamp())
+
+
+class Store:
+    """A SQLite store; thread-safe (one connection behind a lock)."""
+
+    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+        self._db = connection
+        self.path = path
+        self._lock = threading.Lock()
+        self._ids: dict[SeriesKey, int] = {}
+
+    # --- opening and closing -----------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True) -> Store:
+        """Open (and create or migrate) the store at ``path``."""
+        name = str(path)
+        if not create and not Path(name).exists():
+            raise StoreError(f"{name}: no such store (has `popularity-contest serve` run?)")
+        try:
+            if create:
+                Path(name).parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(name, check_same_thread=False, isolation_level=None)
+        except (OSError, sqlite3.Error) as error:
+            raise StoreError(f"{name}: {error}") from None
+        store = cls(connection, name)
+        try:
+            store._setup()
+        except sqlite3.Error as error:
+            connection.close()
+            raise StoreError(f"{name}: {error}") from None
+        except StoreError:
+            connection.close()
+            raise
+        return store
+
+    def _setup(self) -> None:
+        db = self._db
+        db.execute("PRAGMA busy_timeout = 5000")
+        db.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode NORMAL survives a killed process; only power loss can drop the last
+        # commits, which is the trade every time-series store makes.
+        db.execute("PRAGMA synchronous = NORMAL")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path}: schema version {version} is newer than this popularity-contest"
+                f" understands ({len(MIGRATIONS)}); upgrade popularity-contest"
+            )
+        for number in range(version, len(MIGRATIONS)):
+            db.execute("BEGIN IMMEDIATE")
+            for statement in MIGRATIONS[number].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number + 1}")
+            db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._db.close()
+            except sqlite3.Error as error:
+                raise StoreError(f"{self.path}: {error}") from None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _fail(self, error: sqlite3.Error) -> StoreError:
+        return StoreError(f"{self.path}: {error}")
+
+    # --- writing -----------------------------------------------------------------------
+    def series_keys(self) -> list[SeriesKey]:
+        """Every series stored, as keys (the collector loads them to enforce its cap)."""
+        with self._lock:
+            try:
+                rows = self._db.execute("SELECT id, name, labels FROM series").fetchall()
+            except sqlite3.Error as error:
+                raise self._fail(error) from None
+        keys = []
+        for series_id, name, labels in rows:
+            key = series_key(name, json.loads(labels))
+            self._ids[key] = series_id
+            keys.append(key)
+        return keys
+
+    def add(self, increments: Mapping[SeriesKey, float], at: float | None = None) -> None:
+        """Add increments to the hour holding ``at`` (default now), in one transaction."""
+        if not increments:
+            return
+        moment = int(time.time() if at is None else at)
+        hour = moment - moment % HOUR
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = []
+                    for key, value in increments.items():
+                        series_id = self._ids.get(key)
+                        if series_id is None:
+                            series_id = self._create_series(key)
+                        rows.append((value, series_id))
+                    db.executemany("UPDATE series SET total = total + ? WHERE id = ?", rows)
+                    db.executemany(
+                        "INSERT INTO bucket (start, width, series_id, value) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT (start, width, series_id)"
+                        " DO UPDATE SET value = value + excluded.value",
+                        [(hour, HOUR, series_id, value) for value, series_id in rows],
+                    )
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as error:
+                # Ids created in the rolled-back transaction no longer exist.
+                self._ids.clear()
+                raise self._fail(error) from None
+
+    def _create_series(self, key: SeriesKey) -> int:
+        name, labels = key
+        labels_json = _labels_json(labels)
+        namespace = dict(labels).get("namespace", "")
+        self._db.execute(
+            "INSERT INTO series (name, labels, namespace) VALUES (?, ?, ?)"
+            " ON CONFLICT (name, labels) DO NOTHING",
+            (name, labels_json, namespace),
+        )
+        row = self._db.execute(
+            "SELECT id FROM series WHERE name = ? AND labels = ?", (name, labels_json)
+        ).fetchone()
+        series_id = int(row[0])
+        self._ids[key] = series_id
+        return series_id
+
+    def roll_up(self, retention_days: float, now: float | None = None) -> int:
+        """Sum hourly buckets older than ``retention_days`` into daily ones; count removed."""
+        moment = int(time.time() if now is None else now) - int(retention_days * DAY)
+        cutoff = moment - moment % DAY
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.execute(
+                        "INSERT INTO bucket (start, width, series_id, value)"
+                        " SELECT start - start % ?, ?, series_id, SUM(value) FROM bucket"
+                        " WHERE width = ? AND start < ? GROUP BY start - start % ?, series_id"
+                        " ON CONFLICT (start, width, series_id)"
+                        " DO UPDATE SET value = value + excluded.value",
+                        (DAY, DAY, HOUR, cutoff, DAY),
+                    )
+                    removed = db.execute(
+                        "DELETE FROM bucket WHERE width = ? AND start < ?", (HOUR, cutoff)
+                    ).rowcount
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as error:
+                raise self._fail(error) from None
+        return int(removed)
+
+    # --- reading -----------------------------------------------------------------------
+    def _query(self, sql: str, parameters: Iterable[object] = ()) -> list[tuple[object, ...]]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, tuple(parameters)).fetchall()
+            except sqlite3.Error as error:
+                raise self._fail(error) from None
+
+    def series_totals(self) -> list[Total]:
+        """All-time total of every series."""
+        rows = self._query("SELECT name, labels, total FROM series ORDER BY name, labels")
+        return [Total(str(n), json.loads(str(lb)), float(v)) for n, lb, v in rows]  # type: ignore[arg-type]
+
+    def namespaces(self) -> list[str]:
+        return [
+            str(row[0]) for row in self._query("SELECT DISTINCT namespace FROM series ORDER BY 1")
+        ]
+
+    def metrics(self) -> list[str]:
+        return [str(row[0]) for row in self._query("SELECT DISTINCT name FROM series ORDER BY 1")]
+
+    def _where(
+        self,
+        start: datetime | float,
+        end: datetime | float,
+        namespace: str | None,
+        metric: str | None,
+    ) -> tuple[str, list[object]]:
+        clauses = ["b.start >= ?", "b.start < ?"]
+        parameters: list[object] = [int(to_timestamp(start)), int(to_timestamp(end))]
+        if metric is not None:
+            clauses.append("s.name = ?")
+            parameters.append(metric)
+        if namespace is not None:
+            clauses.append("s.namespace = ?")
+            parameters.append(namespace)
+        return " AND ".join(clauses), parameters
+
+    def counts(
+        self,
+        start: datetime | float,
+        end: datetime | float,
+        aggregate: str = "day",
+        namespace: str | None = None,
+        metric: str | None = IMPORTED_PACKAGE,
+    ) -> list[Count]:
+        """Sums per period and series, ordered by period then largest first."""
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}")
+        where, parameters = self._where(start, end, namespace, metric)
+        width = HOUR if aggregate == "hour" else DAY
+        rows = self._query(
+            f"SELECT b.start - b.start % {width}, s.name, s.labels, SUM(b.value)"  # noqa: S608 - width is a constant
+            f" FROM bucket b JOIN series s ON s.id = b.series_id WHERE {where}"
+            " GROUP BY 1, b.series_id",
+            parameters,
+        )
+        sums: dict[tuple[int, str, str], float] = {}
+        for bucket, name, labels, value in rows:
+            key = (period_start(int(bucket), aggregate), str(name), str(labels))  # type: ignore[call-overload]
+            sums[key] = sums.get(key, 0.0) + float(value)  # type: ignore[arg-type]
+        ordered = sorted(sums.items(), key=lambda item: (item[0][0], -item[1], item[0][1:]))
+        return [
+            Count(datetime.fromtimestamp(period, timezone.utc), name, json.loads(labels), value)
+            for (period, name, labels), value in ordered
+        ]
+
+    def totals(
+        self,
+        start: datetime | float,
+        end: datetime | float,
+        namespace: str | None = None,
+        metric: str | None = IMPORTED_PACKAGE,
+    ) -> list[Total]:
+        """Sum per series over the window, largest first."""
+        where, parameters = self._where(start, end, namespace, metric)
+        rows = self._query(
+            f"SELECT s.name, s.labels, SUM(b.value) FROM bucket b"  # noqa: S608 - no user text
+            f" JOIN series s ON s.id = b.series_id WHERE {where}"
+            " GROUP BY b.series_id ORDER BY 3 DESC, 1, 2",
+            parameters,
+        )
+        return [Total(str(n), json.loads(str(lb)), float(v)) for n, lb, v in rows]  # type: ignore[arg-type]
