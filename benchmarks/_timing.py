@@ -1,10 +1,13 @@
 """Whole-process timing with as little noise from the harness as possible.
 
 A process is started with ``os.posix_spawn`` (no fork of this process, no pipes, output to
-/dev/null) and reaped with ``os.waitpid``; the wall time between the two is what a user
-waits for. Candidates are always timed in *pairs* with their baseline, one right after the
-other, so that drift on a busy machine (other jobs, CPU frequency) hits both alike; the
-figure is the median of the per-pair ratios.
+/dev/null) and reaped with ``os.wait4``; the wall time between the two is what a user
+waits for, and the CPU time (user + system) the kernel reports for the child is a second
+figure that other jobs on a busy machine disturb less.
+
+Candidates are always timed in *pairs* with their baseline, one right after the other, so
+that drift on a busy machine (other jobs, CPU frequency) hits both alike; the figure is the
+median of the per-pair ratios.
 """
 
 from __future__ import annotations
@@ -24,16 +27,16 @@ _DEVNULL_ACTIONS = [
 ]
 
 
-def run_once_ns(argv: Sequence[str], env: Mapping[str, str]) -> int:
-    """Wall time of one process, in nanoseconds; raises if it does not exit with 0."""
+def run_once_ns(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, int]:
+    """Wall and CPU time of one process, in nanoseconds; raises unless it exits with 0."""
     start = time.perf_counter_ns()
     pid = os.posix_spawn(argv[0], list(argv), dict(env), file_actions=_DEVNULL_ACTIONS)
-    _, status = os.waitpid(pid, 0)
+    _, status, usage = os.wait4(pid, 0)
     elapsed = time.perf_counter_ns() - start
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise RuntimeError(f"{argv!r} exited with {code}")
-    return elapsed
+    return elapsed, round((usage.ru_utime + usage.ru_stime) * 1e9)
 
 
 @dataclass
@@ -48,23 +51,26 @@ class Variant:
     before: Callable[[], None] | None = None
     after: Callable[[], None] | None = None
     times_ns: list[int] = field(default_factory=list)
+    cpu_ns: list[int] = field(default_factory=list)
 
-    def run(self) -> int:
+    def run(self) -> tuple[int, int]:
         if self.before is not None:
             self.before()
         try:
-            elapsed = run_once_ns(self.argv, self.env)
+            elapsed, cpu = run_once_ns(self.argv, self.env)
         finally:
             if self.after is not None:
                 self.after()
         self.times_ns.append(elapsed)
-        return elapsed
+        self.cpu_ns.append(cpu)
+        return elapsed, cpu
 
 
 @dataclass
 class PairResult:
     candidate: Variant
     ratios: list[float]
+    cpu_ratios: list[float]
 
     @property
     def median_ms(self) -> float:
@@ -73,6 +79,14 @@ class PairResult:
     @property
     def ratio(self) -> float:
         return statistics.median(self.ratios)
+
+    @property
+    def cpu_ms(self) -> float:
+        return statistics.median(self.candidate.cpu_ns) / 1e6
+
+    @property
+    def cpu_ratio(self) -> float:
+        return statistics.median(self.cpu_ratios)
 
 
 def run_pairs(
@@ -95,10 +109,11 @@ def run_pairs(
             variant.run()
             if between is not None:
                 between()
-    baseline.times_ns.clear()
-    for variant in candidates:
+    for variant in (baseline, *candidates):
         variant.times_ns.clear()
+        variant.cpu_ns.clear()
     ratios: dict[str, list[float]] = {c.name: [] for c in candidates}
+    cpu_ratios: dict[str, list[float]] = {c.name: [] for c in candidates}
     order = list(candidates)
     for _ in range(pairs):
         rng.shuffle(order)
@@ -109,8 +124,9 @@ def run_pairs(
             cand = candidate.run()
             if between is not None:
                 between()
-            ratios[candidate.name].append(cand / base)
-    return [PairResult(c, ratios[c.name]) for c in candidates]
+            ratios[candidate.name].append(cand[0] / base[0])
+            cpu_ratios[candidate.name].append(cand[1] / max(base[1], 1))
+    return [PairResult(c, ratios[c.name], cpu_ratios[c.name]) for c in candidates]
 
 
 class UdpSink:

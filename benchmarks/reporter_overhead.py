@@ -261,10 +261,13 @@ def report(
         f".pth activation: {pth_source}",
         "",
         "Whole process: median wall time; ratio = median over alternating pairs of "
-        "candidate / baseline",
+        "candidate / baseline (wall; CPU = the child's user + system time)",
     ]
     ok = True
-    header = f"{'figure':28} {'variant':40} {'median ms':>10} {'ratio':>8}  target"
+    header = (
+        f"{'figure':26} {'variant':40} {'wall ms':>8} {'ratio':>7} {'CPU ms':>8} {'ratio':>7}"
+        "  target (wall ratio)"
+    )
     lines.append(header)
     lines.append("-" * len(header))
     for workload, (baseline, results) in whole.items():
@@ -379,8 +382,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     workload: {
                         "pairs": pairs[workload],
                         "baseline_ms": statistics.median(baseline.times_ns) / 1e6,
+                        "baseline_cpu_ms": statistics.median(baseline.cpu_ns) / 1e6,
                         "variants": {
-                            r.candidate.name: {"median_ms": r.median_ms, "ratio": r.ratio}
+                            r.candidate.name: {
+                                "median_ms": r.median_ms,
+                                "ratio": r.ratio,
+                                "cpu_ms": r.cpu_ms,
+                                "cpu_ratio": r.cpu_ratio,
+                            }
                             for r in results
                         },
                     }
