@@ -32,6 +32,9 @@ from popularity_contest import config, install, packages, wire
 CHECK_LEAF = "check"
 #: Prometheus name of the test counter once mapped (``deploy/statsd-mapping.yaml``).
 CHECK_METRIC = "python_popcon_check_total"
+#: What shows on the collector's ``/metrics`` when the test counter arrives, best first: the
+#: mapped counter itself, else the embedded collector's count of statsd lines received.
+EVIDENCE = (CHECK_METRIC, "popcon_collector_lines_received_total")
 #: Seconds to wait for an ICMP "port unreachable" after sending.
 _REFUSAL_WAIT = 0.25
 
@@ -139,14 +142,28 @@ def _collector_url(url: str) -> str:
     return url
 
 
-def read_check_count(url: str, timeout: float) -> tuple[float | None, str | None]:
-    """The collector's count of test counters (0 if none yet), or why it cannot be read."""
+def read_collector(url: str, timeout: float) -> tuple[dict[str, float | None] | None, str | None]:
+    """The collector's evidence counters (see ``EVIDENCE``), or why ``/metrics`` is unreadable."""
     try:
         text = _get(_collector_url(url) + "/metrics", timeout)
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         return None, f"cannot read {_collector_url(url)}/metrics: {reason}"
-    return metric_total(text, CHECK_METRIC) or 0.0, None
+    return {name: metric_total(text, name) for name in EVIDENCE}, None
+
+
+def received(before: Mapping[str, float | None], after: Mapping[str, float | None]) -> str | None:
+    """The name of the counter that shows the test counter arrived, if one does.
+
+    The mapped test counter is proof; without a mapping rule for it, the collector counts it
+    among the lines it received (and as unmapped), which proves the path, if less precisely.
+    """
+    for name in EVIDENCE:
+        if (after.get(name) or 0.0) > (before.get(name) or 0.0):
+            return name
+        if after.get(name) is not None:
+            return None  # this counter exists and did not move: do not fall back further
+    return None
 
 
 def would_report(
@@ -249,9 +266,9 @@ def gather(
         family, sockaddr = found
         result["resolve"]["address"] = sockaddr[0]
 
-        before: float | None = None
+        before: dict[str, float | None] | None = None
         if expect_collector is not None:
-            before, error = read_check_count(expect_collector, timeout)
+            before, error = read_collector(expect_collector, timeout)
             result["collector"] = {"url": _collector_url(expect_collector), "received": False}
             if error is not None:
                 result["collector"]["error"] = error
@@ -263,13 +280,16 @@ def gather(
         if error is not None:
             problems.append(f"test counter: {error}")
         elif before is not None and expect_collector is not None:
-            received, after = _wait_for_collector(expect_collector, before, timeout)
-            result["collector"].update({"before": before, "after": after, "received": received})
-            if not received:
+            evidence, after = _wait_for_collector(expect_collector, before, timeout)
+            result["collector"].update(
+                {"before": before, "after": after, "received": evidence is not None}
+            )
+            result["collector"]["evidence"] = evidence
+            if evidence is None:
                 problems.append(
-                    f"the collector at {_collector_url(expect_collector)} did not count the"
-                    f" test counter within {timeout:g} s ({CHECK_METRIC} stayed at {before:g};"
-                    f" is it listening on {cfg.host}:{cfg.port}?)"
+                    f"the collector at {_collector_url(expect_collector)} did not receive the"
+                    f" test counter within {timeout:g} s (does it listen on"
+                    f" {cfg.host}:{cfg.port}?)"
                 )
 
     result["healthy"] = not problems
@@ -278,17 +298,22 @@ def gather(
     return result
 
 
-def _wait_for_collector(url: str, before: float, timeout: float) -> tuple[bool, float | None]:
+def _wait_for_collector(
+    url: str, before: Mapping[str, float | None], timeout: float
+) -> tuple[str | None, dict[str, float | None] | None]:
     # The collector counts a datagram as soon as its UDP loop reads it; poll until it shows.
     deadline = time.monotonic() + timeout
-    after: float | None = before
+    after: dict[str, float | None] | None = None
     delay = 0.01
     while True:
-        after, _error = read_check_count(url, max(0.1, deadline - time.monotonic()))
-        if after is not None and after > before:
-            return True, after
+        now, _error = read_collector(url, max(0.1, deadline - time.monotonic()))
+        if now is not None:
+            after = now
+            evidence = received(before, now)
+            if evidence is not None:
+                return evidence, after
         if time.monotonic() >= deadline:
-            return False, after
+            return None, after
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, 0.2)
 
@@ -334,7 +359,9 @@ def render(result: Mapping[str, Any]) -> str:
     collector = result.get("collector")
     if collector:
         if collector.get("received"):
-            state = f"received ({CHECK_METRIC} {collector['before']:g} -> {collector['after']:g})"
+            name = collector["evidence"]
+            was, now = collector["before"].get(name) or 0, collector["after"].get(name) or 0
+            state = f"received ({name} {was:g} -> {now:g})"
         else:
             state = f"NOT received: {collector.get('error') or 'no change'}"
         rows.append(["collector", f"{collector['url']}: {state}"])
