@@ -447,3 +447,26 @@ def test_pth_is_harmless_after_pip_uninstall(
         if not (venv.site / "popularity_contest").exists():
             shutil.rmtree(venv.site / "popularity_contest-0.0.0.dist-info", ignore_errors=True)
             install_popularity_contest(venv.site)
+
+
+@pytest.mark.parametrize(
+    ("ipython_dir", "counted"),
+    [("a-ipython", False), ("z-ipython", True)],
+    ids=["user-file-sorts-first", "user-file-sorts-last"],
+)
+@pytest.mark.usefixtures("ipython_installed")
+def test_ipython_runs_startup_files_in_full_path_order(
+    venv: Venv,
+    environ: dict[str, str],
+    listener: Listener,
+    ipython_dir: str,
+    counted: bool,
+) -> None:
+    # IPython sorts the startup files of all its directories by full path and stops at the
+    # first that raises: a broken user file stops ours only if its path sorts before ours.
+    home = venv.root.parent / ipython_dir  # beside the venv: "a-..." < "venv" < "z-..."
+    startup = home / "profile_default" / "startup"
+    startup.mkdir(parents=True, exist_ok=True)
+    (startup / "99-broken.py").write_text("raise RuntimeError('user startup file')\n")
+    ipython(venv, {**environ, "IPYTHONDIR": str(home)}, f"import {PROBE}")
+    assert (PROBE_LINE in listener.drain()) is counted

@@ -353,3 +353,24 @@ def test_would_report_lists_only_counted_packages(tmp_path: Path) -> None:
     assert check.would_report(cfg, modules, {str(site): "user"})[0]["name"] == (
         "a.b.user_imported_package.probe"
     )
+
+
+MAPPED, LINES = check.EVIDENCE
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "evidence"),
+    [
+        ({MAPPED: 2.0, LINES: 10.0}, {MAPPED: 3.0, LINES: 11.0}, MAPPED),
+        ({MAPPED: None, LINES: 10.0}, {MAPPED: 1.0, LINES: 11.0}, MAPPED),  # first check ever
+        # A mapped counter that did not move is not rescued by other traffic.
+        ({MAPPED: 2.0, LINES: 10.0}, {MAPPED: 2.0, LINES: 11.0}, None),
+        ({MAPPED: None, LINES: 10.0}, {MAPPED: None, LINES: 11.0}, LINES),  # no mapping rule
+        ({MAPPED: None, LINES: 10.0}, {MAPPED: None, LINES: 10.0}, None),
+        ({MAPPED: None, LINES: None}, {MAPPED: None, LINES: None}, None),  # not a collector
+    ],
+)
+def test_collector_evidence(
+    before: dict[str, float | None], after: dict[str, float | None], evidence: str | None
+) -> None:
+    assert check.received(before, after) == evidence
