@@ -179,7 +179,8 @@ def would_report(
     mods = dict(sys.modules if modules is None else modules)
     classifier = packages.Classifier(count_local=cfg.count_local, sites=sites)
     rows: list[dict[str, str]] = []
-    for name in sorted(packages.new_top_level((), mods)):
+    # popularity_contest itself is always imported before activation, so never reported.
+    for name in sorted(packages.new_top_level(("popularity_contest",), mods)):
         if not wire.is_safe_component(name):
             continue
         found = classifier.classify(name, mods)
