@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from popularity_contest import install
+from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = "popcon_probe"
@@ -470,3 +471,35 @@ def test_ipython_runs_startup_files_in_full_path_order(
     (startup / "99-broken.py").write_text("raise RuntimeError('user startup file')\n")
     ipython(venv, {**environ, "IPYTHONDIR": str(home)}, f"import {PROBE}")
     assert (PROBE_LINE in listener.drain()) is counted
+
+
+@pytest.mark.needs_root
+@pytest.mark.parametrize("method", install.METHODS)
+def test_read_only_environment_fails_with_one_line(venv: Venv, method: str) -> None:
+    # Root may write anywhere, so make the environment truly read-only: a read-only bind
+    # mount in a private mount namespace (nothing outside this one command sees it).
+    unshare = shutil.which("unshare")
+    require(unshare is not None and os.geteuid() == 0, "needs root and unshare(1) for -m")
+    assert unshare is not None
+    root = str(venv.root)
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+    done = subprocess.run(
+        [unshare, "-m", "--propagation", "private", "sh", "-c", script, "sh", root,
+         sys.executable, "-m", "popularity_contest", "install", method, "--prefix", root],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )  # fmt: skip
+    require(not done.stderr.startswith("mount"), f"cannot mount here: {done.stderr}")
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"popularity-contest install: cannot write {root}")
+    assert "Read-only file system" in done.stderr
+    target = (
+        venv.startup_dir / install.STARTUP_NAME
+        if method == "ipython"
+        else venv.site / install.PTH_NAME
+    )
+    assert not target.exists()

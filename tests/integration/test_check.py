@@ -102,6 +102,7 @@ def test_check_fails_on_a_bad_configuration() -> None:
     assert done.stdout.rstrip().endswith("NOT healthy")
 
 
+@pytest.mark.needs_root
 def test_check_fails_fast_on_an_unresolvable_host() -> None:
     # A private network namespace has no route to any DNS server: resolution fails at once
     # and nothing leaves the machine.
