@@ -197,7 +197,8 @@ class Mapper:
         default_match_type = _choice(
             defaults.get("match_type"), ("glob", "regex"), "glob", source, "defaults: match_type"
         )
-        entries = document.get("mappings") or []
+        entries = document.get("mappings")
+        entries = [] if entries is None else entries
         if not isinstance(entries, list):
             raise MappingError(f"{source}: 'mappings' must be a list of rules")
         rules = [

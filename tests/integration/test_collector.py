@@ -1,0 +1,354 @@
+"""`popularity-contest serve` in a subprocess: real UDP in, real HTTP out, restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from popularity_contest import wire
+from popularity_contest.collector.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY_MAPPING = ROOT / "deploy" / "statsd-mapping.yaml"
+READY = re.compile(r"listening statsd=127\.0\.0\.1:(\d+) http=127\.0\.0\.1:(\d+)")
+STOPPED = re.compile(r"stopped: (\d+) lines received, (\d+) stored")
+HUB_PREFIX = "python_popcon.hub.hub-a.imported_package"
+DEFAULT_PREFIX = "python_popcon.imported_package"
+IMPORTED = "python_popcon_imported_package_total"
+RECEIVED = "popcon_collector_lines_received_total"
+
+
+class CollectorProcess:
+    """A collector subprocess on OS-assigned ports; ready once it logs its addresses."""
+
+    def __init__(self, db: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+        command = [sys.executable, "-m", "popularity_contest", "serve"]
+        command += ["--statsd", "127.0.0.1:0", "--http", "127.0.0.1:0", "--db", str(db), *extra]
+        self.log: list[str] = []
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self._ready = threading.Event()
+        self.statsd_port = self.http_port = 0
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line)
+            found = READY.search(line)
+            if found:
+                self.statsd_port, self.http_port = int(found.group(1)), int(found.group(2))
+                self._ready.set()
+        self.process.stderr.close()
+        self._ready.set()
+
+    def wait_ready(self, timeout: float = 20) -> CollectorProcess:
+        assert self._ready.wait(timeout), "no listening line"
+        assert self.http_port, "collector exited:\n" + self.text()
+        return self
+
+    def text(self) -> str:
+        return "".join(self.log)
+
+    def send(self, *datagrams: bytes) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for datagram in datagrams:
+                sock.sendto(datagram, ("127.0.0.1", self.statsd_port))
+
+    def get(self, path: str) -> tuple[int, str]:
+        url = f"http://127.0.0.1:{self.http_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.status, response.read().decode("utf-8")
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode("utf-8")
+
+    def samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        status, text = self.get("/metrics")
+        assert status == 200
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    def wait_until(
+        self, predicate: Callable[[], bool], timeout: float = 15, what: str = "condition"
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert self.process.poll() is None, "collector died:\n" + self.text()
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.02)
+
+    def received(self) -> float:
+        return self.samples()[(RECEIVED, ())]
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.process.send_signal(sig)
+        code = self.process.wait(20)
+        self._reader.join(5)
+        return code
+
+
+@pytest.fixture
+def collectors(tmp_path: Path) -> Iterator[Callable[..., CollectorProcess]]:
+    started: list[CollectorProcess] = []
+
+    def start(
+        *extra: str, db: Path | None = None, env: dict[str, str] | None = None
+    ) -> CollectorProcess:
+        collector = CollectorProcess(db or tmp_path / "popcon.sqlite3", *extra, env=env)
+        started.append(collector)
+        return collector.wait_ready()
+
+    yield start
+    for collector in started:
+        if collector.process.poll() is None:
+            collector.process.kill()
+            collector.process.wait(10)
+        collector._reader.join(5)
+
+
+def report(prefix: str, packages: list[str]) -> list[bytes]:
+    """What a reporter sends for one process, packed as the reporter packs it."""
+    lines = [wire.counter_line(wire.sibling(prefix, wire.PROCESSES_REPORTED))]
+    lines += [wire.counter_line(f"{prefix}.{package}") for package in packages]
+    return wire.pack(lines, 512)
+
+
+def test_reports_become_the_mapped_series_on_metrics_and_in_the_api(
+    collectors: Callable[..., CollectorProcess],
+) -> None:
+    collector = collectors("--mapping", str(DEPLOY_MAPPING))
+    datagrams = report(DEFAULT_PREFIX, ["numpy", "PIL"]) + report(HUB_PREFIX, ["numpy"]) * 2
+    datagrams += [
+        wire.counter_line(wire.sibling(HUB_PREFIX, wire.USER_IMPORTED_PACKAGE) + ".yaml").encode(),
+        wire.counter_line(wire.sibling(HUB_PREFIX, wire.LIBRARY_USED) + ".scikit-learn").encode(),
+    ]
+    collector.send(*datagrams)
+    collector.wait_until(lambda: collector.received() == 9, what="9 lines")
+    samples = collector.samples()
+    popcon = {key: value for key, value in samples.items() if key[0].startswith("python_popcon")}
+    assert popcon == {
+        (IMPORTED, (("namespace", ""), ("package", "PIL"))): 1.0,
+        (IMPORTED, (("namespace", ""), ("package", "numpy"))): 1.0,
+        (IMPORTED, (("namespace", "hub-a"), ("package", "numpy"))): 2.0,
+        ("python_popcon_processes_reported_total", (("namespace", ""),)): 1.0,
+        ("python_popcon_processes_reported_total", (("namespace", "hub-a"),)): 2.0,
+        (
+            "python_popcon_user_imported_package_total",
+            (("namespace", "hub-a"), ("package", "yaml")),
+        ): 1.0,
+        (
+            "python_popcon_library_used_total",
+            (("distribution", "scikit-learn"), ("namespace", "hub-a")),
+        ): 1.0,
+    }
+    assert samples[("popcon_collector_lines_stored_total", ())] == 9.0
+
+    # The API reads the store: poll until the flush (at most 1 s) has happened.
+    def packages() -> list[dict[str, object]]:
+        status, body = collector.get("/api/v1/packages?namespace=hub-a")
+        assert status == 200
+        return json.loads(body)["totals"]  # type: ignore[no-any-return]
+
+    collector.wait_until(lambda: bool(packages()), what="a flush")
+    assert packages() == [{"namespace": "hub-a", "package": "numpy", "count": 2}]
+    status, csv_text = collector.get("/api/v1/popularity?aggregate=month&format=csv")
+    assert status == 200
+    header, *rows = csv_text.splitlines()
+    assert header == "period,namespace,package,count"
+    assert sorted(row.split(",", 1)[1] for row in rows) == [",PIL,1", ",numpy,1", "hub-a,numpy,2"]
+    assert collector.get("/healthz")[0] == 200
+    assert collector.get("/api/v1/popularity?aggregate=decade")[0] == 400
+    assert collector.stop() == 0
+
+
+def test_hostile_input_is_counted_and_never_crashes_or_leaks(
+    collectors: Callable[..., CollectorProcess],
+) -> None:
+    collector = collectors(env={"PYTHON_POPCONTEST_SERVE_MAX_DATAGRAM": "2000"})
+    rng = random.Random(4)
+    junk = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))) for _ in range(200)]
+    collector.send(*junk)
+    hostile = [
+        b"\xff\xfe\xfd:1|c",
+        b"python_popcon.imported_package.numpy:-5|c",
+        b"python_popcon.imported_package.numpy:1|c|@0.0000000001",
+        b"python_popcon.imported_package.numpy:1|c|@50",
+        b"python_popcon.imported_package.numpy:NaN|c",
+        b'python_popcon.hub.x"} 1\nevil 1.imported_package.pkg:1|c',
+        b'python_popcon.hub.a"b\\c{}.imported_package.pkg:1|c',
+        b"python_popcon.imported_package.numpy:1|c\n" * 100,  # oversize (> 2000 bytes)
+    ]
+    collector.send(*hostile)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender.sendto(b"python_popcon.imported_package.ok:1|c", ("127.0.0.1", collector.statsd_port))
+    sender_port = sender.getsockname()[1]
+    sender.close()
+    collector.wait_until(
+        lambda: collector.samples().get((IMPORTED, (("namespace", ""), ("package", "ok")))) == 1.0,
+        what="the good line after the junk",
+    )
+    samples = collector.samples()
+    assert samples[("popcon_collector_datagrams_oversize_total", ())] == 1.0
+    assert (
+        samples[("popcon_collector_lines_bad_total", (("reason", "illegal_negative_counter"),))]
+        == 1
+    )
+    assert samples[("popcon_collector_lines_bad_total", (("reason", "increment_too_large"),))] == 1
+    assert (
+        samples[("popcon_collector_lines_bad_total", (("reason", "invalid_sample_factor"),))] == 1
+    )
+    assert samples[("popcon_collector_lines_bad_total", (("reason", "malformed_value"),))] >= 1
+    # The injected text stays inside a label value, escaped by prometheus_client.
+    assert samples[(IMPORTED, (("namespace", 'a"b\\c{}'), ("package", "pkg")))] == 1.0
+    assert not any(name.startswith("evil") for name, _ in samples)
+    refused = sum(v for (n, _), v in samples.items() if n.startswith("popcon_collector_lines_"))
+    assert refused > 0
+    assert collector.get("/healthz")[0] == 200
+    assert collector.stop() == 0
+    assert str(sender_port) not in collector.text()  # a sender's address is never logged
+
+
+def test_sigterm_flushes_and_counts_survive_restarts(
+    collectors: Callable[..., CollectorProcess], tmp_path: Path
+) -> None:
+    db = tmp_path / "durable.sqlite3"
+    line = wire.counter_line(f"{DEFAULT_PREFIX}.numpy").encode()
+    collector = collectors(db=db)
+    stop_sending = threading.Event()
+
+    def flood() -> None:  # keeps sending while the signal arrives
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            while not stop_sending.is_set():
+                for _ in range(50):
+                    sock.sendto(b"\n".join([line] * 10), ("127.0.0.1", collector.statsd_port))
+                time.sleep(0.001)
+
+    sender = threading.Thread(target=flood)
+    sender.start()
+    try:
+        collector.wait_until(lambda: collector.received() >= 5000, what="traffic")
+        assert collector.stop(signal.SIGTERM) == 0
+    finally:
+        stop_sending.set()
+        sender.join()
+    found = STOPPED.search(collector.text())
+    assert found, collector.text()
+    received, stored = int(found.group(1)), int(found.group(2))
+    assert received == stored >= 5000
+    with Store.open(db, create=False) as store:
+        assert sum(t.value for t in store.series_totals()) == stored  # every counted line
+
+    # Restart: /metrics continues from the stored total, and new lines add to it.
+    again = collectors(db=db)
+    again.send(line)
+    key = (IMPORTED, (("namespace", ""), ("package", "numpy")))
+    again.wait_until(lambda: again.samples().get(key) == stored + 1, what="continued total")
+    assert again.stop(signal.SIGINT) == 0
+
+
+def test_sigkill_loses_nothing_already_flushed(
+    collectors: Callable[..., CollectorProcess], tmp_path: Path
+) -> None:
+    db = tmp_path / "killed.sqlite3"
+    collector = collectors(db=db)
+    collector.send(*report(DEFAULT_PREFIX, [f"p{i}" for i in range(40)]))
+
+    def flushed() -> float:
+        _, body = collector.get("/api/v1/packages?start=0")
+        return sum(row["count"] for row in json.loads(body)["totals"])
+
+    collector.wait_until(lambda: flushed() == 40, what="the flush")
+    collector.send(*report(DEFAULT_PREFIX, ["late"]) * 5)  # may or may not be flushed
+    assert collector.stop(signal.SIGKILL) == -signal.SIGKILL
+    with Store.open(db, create=False) as store:
+        totals = {t.labels.get("package"): t.value for t in store.totals(0, time.time() + 3600)}
+    assert sum(v for k, v in totals.items() if k != "late") == 40  # committed: all there
+    assert totals.get("late", 0) in (0, 5)  # a flush is all or nothing
+    restarted = collectors(db=db)
+    assert restarted.get("/healthz")[0] == 200
+    assert restarted.stop() == 0
+
+
+def test_a_broken_mapping_file_stops_start_up_with_one_clear_line(tmp_path: Path) -> None:
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(
+        'mappings:\n  - match: "ok.*"\n    name: "ok"\n  - match: "a..b"\n    name: "x"\n'
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "popularity_contest",
+            "serve",
+            "--statsd",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--db",
+            str(tmp_path / "db"),
+            "--mapping",
+            str(mapping),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "rule 2 (match 'a..b')" in lines[0]
+    assert str(mapping) in lines[0]
+    assert not (tmp_path / "db").exists()  # nothing created before the rules were checked
+
+
+def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "popularity_contest",
+                "serve",
+                "--statsd",
+                f"127.0.0.1:{port}",
+                "--http",
+                "127.0.0.1:0",
+                "--db",
+                str(tmp_path / "db"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert "cannot start" in result.stderr
+    assert "Traceback" not in result.stderr

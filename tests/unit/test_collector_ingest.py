@@ -1,0 +1,175 @@
+"""Ingest (datagram -> pending increments), the /metrics collector and the API, without sockets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from popularity_contest.collector.api import Api
+from popularity_contest.collector.exposition import PopconCollector, registry_for
+from popularity_contest.collector.ingest import Ingest
+from popularity_contest.collector.mapping import Mapper
+from popularity_contest.collector.store import IMPORTED_PACKAGE, Store, series_key
+
+MAPPER = Mapper.load()
+NUMPY = series_key(IMPORTED_PACKAGE, {"namespace": "", "package": "numpy"})
+
+
+def ingest(max_series: int = 100, max_datagram: int = 1000) -> Ingest:
+    return Ingest(MAPPER, max_series=max_series, max_datagram=max_datagram)
+
+
+def test_report_lines_become_increments_and_repeats_add_up() -> None:
+    sink = ingest()
+    datagram = b"python_popcon.imported_package.numpy:1|c\npython_popcon.processes_reported:1|c\n"
+    sink.feed(datagram)
+    sink.feed(datagram)
+    assert sink.take() == {
+        NUMPY: 2.0,
+        series_key("python_popcon_processes_reported_total", {"namespace": ""}): 2.0,
+    }
+    assert sink.take() == {}
+    stats = sink.stats()
+    assert (stats["datagrams"], stats["lines"], stats["stored"]) == (2, 4, 4)
+
+
+@pytest.mark.parametrize(
+    ("line", "outcome"),
+    [
+        (b"\xff\xfe:1|c", "bad:malformed_line"),
+        (b"garbage", "bad:malformed_line"),
+        (b"python_popcon.imported_package.numpy:-1|c", "bad:illegal_negative_counter"),
+        (b"python_popcon.imported_package.numpy:1|c|@0.0000001", "bad:increment_too_large"),
+        (b"python_popcon.imported_package.numpy:1|c|@7", "bad:invalid_sample_factor"),
+        (b"python_popcon.imported_package.numpy:1|g", "ignored"),
+        (b"python_popcon.imported_package.numpy:1|s", "ignored"),
+        (b"python_popcon.somewhere.numpy:1|c", "unmapped"),
+    ],
+)
+def test_refused_lines_are_counted_by_reason_and_store_nothing(line: bytes, outcome: str) -> None:
+    sink = ingest()
+    sink.feed(line)
+    sink.feed(line)  # the second time comes from the cache: same outcome
+    assert sink.take() == {}
+    assert sink.stats()["refused"] == {outcome: 2}
+
+
+def test_sample_rate_scales_counters() -> None:
+    sink = ingest()
+    sink.feed(b"python_popcon.imported_package.numpy:1|c|@0.25")
+    assert sink.take() == {NUMPY: 4.0}
+
+
+def test_oversize_datagrams_are_dropped_whole() -> None:
+    sink = ingest(max_datagram=100)
+    sink.feed(b"python_popcon.imported_package.numpy:1|c\n" * 10)
+    assert sink.take() == {}
+    assert (sink.stats()["oversize"], sink.stats()["lines"]) == (1, 0)
+
+
+def test_series_cap_counts_overflow_and_keeps_known_series() -> None:
+    sink = ingest(max_series=2)
+    lines = b"\n".join(b"python_popcon.imported_package.p%d:1|c" % i for i in range(5))
+    sink.feed(lines)
+    sink.feed(b"python_popcon.imported_package.p0:1|c")
+    assert sorted(dict(key[1])["package"] for key in sink.take()) == ["p0", "p1"]
+    assert sink.stats()["refused"] == {"overflow": 3}
+    assert sink.series_count() == 2
+
+
+def test_tags_add_labels_but_rule_labels_win() -> None:
+    sink = ingest()
+    sink.feed(b"python_popcon.imported_package.numpy:1|c|#package:evil,extra:x")
+    assert sink.take() == {
+        series_key(IMPORTED_PACKAGE, {"namespace": "", "package": "numpy", "extra": "x"}): 1.0
+    }
+
+
+def test_give_back_keeps_increments_after_a_failed_flush() -> None:
+    sink = ingest()
+    sink.feed(b"python_popcon.imported_package.numpy:1|c")
+    taken = sink.take()
+    sink.feed(b"python_popcon.imported_package.numpy:1|c")
+    sink.give_back(taken)
+    assert sink.take() == {NUMPY: 2.0}
+
+
+@settings(max_examples=300)
+@given(st.lists(st.binary(max_size=200), max_size=5))
+def test_arbitrary_bytes_never_raise_and_every_line_is_accounted_for(
+    datagrams: list[bytes],
+) -> None:
+    sink = ingest()
+    for datagram in [*datagrams, b"\n".join(datagrams)]:
+        sink.feed(datagram)
+    stats = sink.stats()
+    refused = stats["refused"]
+    assert isinstance(refused, dict)
+    assert stats["lines"] == stats["stored"] + sum(refused.values())
+
+
+def exposition(series: dict, stats: dict | None = None) -> str:  # type: ignore[type-arg]
+    registry = registry_for(
+        PopconCollector(lambda: series, lambda: stats or {}, MAPPER.help), CollectorRegistry()
+    )
+    return generate_latest(registry).decode("utf-8")
+
+
+def test_metrics_names_are_exactly_the_mapped_names_and_values_escaped() -> None:
+    hostile = 'x"} 1\nevil_metric{a="b'
+    series = {
+        NUMPY: 3.0,
+        series_key(IMPORTED_PACKAGE, {"namespace": hostile, "package": "p"}): 1.0,
+        series_key("some_gauge_like_name", {"kind": "x"}): 2.0,
+    }
+    text = exposition(series, {"lines": 7, "refused": {"bad:malformed_line": 2, "unmapped": 1}})
+    assert "evil_metric" not in [f.name for f in text_string_to_metric_families(text)]
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[(IMPORTED_PACKAGE, (("namespace", ""), ("package", "numpy")))] == 3.0
+    assert samples[(IMPORTED_PACKAGE, (("namespace", hostile), ("package", "p")))] == 1.0
+    assert samples[("some_gauge_like_name", (("kind", "x"),))] == 2.0  # name kept exactly
+    assert samples[("popcon_collector_lines_received_total", ())] == 7.0
+    assert samples[("popcon_collector_lines_bad_total", (("reason", "malformed_line"),))] == 2.0
+    assert samples[("popcon_collector_lines_unmapped_total", ())] == 1.0
+    assert "# TYPE python_popcon_imported_package_total counter" in text
+
+
+def test_series_with_conflicting_label_names_are_left_out_and_counted() -> None:
+    series = {
+        series_key(IMPORTED_PACKAGE, {"namespace": "", "package": "a"}): 1.0,
+        series_key(IMPORTED_PACKAGE, {"namespace": "", "package": "b", "extra": "x"}): 1.0,
+    }
+    text = exposition(series)
+    assert "popcon_collector_series_conflicting 1.0" in text
+    assert text.count(IMPORTED_PACKAGE + "{") == 1
+
+
+def test_api_endpoints(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.db")
+    store.add({NUMPY: 3}, at=1714557600)  # 2024-05-01T10:00:00Z
+    api = Api(store, registry_for(PopconCollector(dict, dict), CollectorRegistry()))
+    body = json.loads(api.handle("/api/v1/popularity?start=2024-05-01&end=2024-05-02").body)
+    assert body["counts"] == [
+        {"period": "2024-05-01T00:00:00Z", "namespace": "", "package": "numpy", "count": 3}
+    ]
+    csv_text = api.handle("/api/v1/packages?start=1714521600&end=2024-06-01&format=csv").body
+    assert csv_text.decode() == "namespace,package,count\n,numpy,3\n"
+    assert json.loads(api.handle("/api/v1/packages?namespace=hub&start=0").body)["totals"] == []
+    assert api.handle("/api/v1/popularity?aggregate=fortnight").status == 400
+    assert api.handle("/api/v1/popularity?start=yesterday").status == 400
+    assert api.handle("/api/v1/popularity?start=2024-02-01&end=2024-01-01").status == 400
+    assert api.handle("/nope").status == 404
+    assert api.handle("/healthz").status == 200
+    assert json.loads(api.handle("/api/v1/namespaces").body) == {"namespaces": [""]}
+    store.close()
+    assert api.handle("/healthz").status == 503

@@ -1,0 +1,167 @@
+"""The SQLite store: schema and migrations, buckets, aggregates, roll-up, errors."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from popularity_contest.collector import store as store_module
+from popularity_contest.collector.store import (
+    DAY,
+    HOUR,
+    IMPORTED_PACKAGE,
+    PROCESSES_REPORTED,
+    Store,
+    StoreError,
+    period_start,
+    series_key,
+)
+
+NUMPY = series_key(IMPORTED_PACKAGE, {"namespace": "", "package": "numpy"})
+PANDAS_HUB = series_key(IMPORTED_PACKAGE, {"namespace": "hub", "package": "pandas"})
+PROCESSES = series_key(PROCESSES_REPORTED, {"namespace": ""})
+
+
+def ts(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    opened = Store.open(tmp_path / "sub" / "popcon.sqlite3")
+    yield opened  # type: ignore[misc]
+    opened.close()
+
+
+def test_new_store_has_the_latest_schema_and_wal(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    Store.open(path).close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(store_module.MIGRATIONS)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+
+
+def test_a_newer_schema_is_refused_with_the_file_name(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(StoreError, match=r"future\.db: schema version 99"):
+        Store.open(path)
+
+
+def test_a_file_that_is_not_a_database_is_an_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match=r"garbage\.db: "):
+        Store.open(path)
+
+
+def test_create_false_refuses_a_missing_store(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no such store"):
+        Store.open(tmp_path / "absent.db", create=False)
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_counts_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with Store.open(path) as first:
+        first.add({NUMPY: 2, PROCESSES: 1}, at=ts("2024-05-01T10:30:00"))
+    with Store.open(path) as second:
+        second.add({NUMPY: 3}, at=ts("2024-05-01T10:59:00"))
+        assert sorted(second.series_keys()) == sorted([NUMPY, PROCESSES])
+        totals = {(t.name, t.labels["namespace"]): t.value for t in second.series_totals()}
+    assert totals == {(IMPORTED_PACKAGE, ""): 5.0, (PROCESSES_REPORTED, ""): 1.0}
+
+
+def test_increments_land_in_the_hour_of_the_flush(store: Store) -> None:
+    store.add({NUMPY: 1}, at=ts("2024-05-01T10:00:00"))
+    store.add({NUMPY: 1}, at=ts("2024-05-01T10:59:59"))
+    store.add({NUMPY: 1}, at=ts("2024-05-01T11:00:00"))
+    counts = store.counts(ts("2024-05-01"), ts("2024-05-02"), "hour")
+    assert [(c.period.hour, c.value) for c in counts] == [(10, 2.0), (11, 1.0)]
+
+
+@pytest.mark.parametrize(
+    ("moment", "aggregate", "start"),
+    [
+        ("2024-05-15T13:45:00", "hour", "2024-05-15T13:00:00"),
+        ("2024-05-15T13:45:00", "day", "2024-05-15T00:00:00"),
+        ("2024-05-15T13:45:00", "week", "2024-05-13T00:00:00"),  # a Wednesday -> Monday
+        ("2024-05-13T00:00:00", "week", "2024-05-13T00:00:00"),
+        ("2024-05-19T23:59:59", "week", "2024-05-13T00:00:00"),  # Sunday ends the week
+        ("2024-05-15T13:45:00", "month", "2024-05-01T00:00:00"),
+        ("2024-05-15T13:45:00", "quarter", "2024-04-01T00:00:00"),
+        ("2024-12-31T23:00:00", "quarter", "2024-10-01T00:00:00"),
+        ("2024-05-15T13:45:00", "year", "2024-01-01T00:00:00"),
+    ],
+)
+def test_period_start(moment: str, aggregate: str, start: str) -> None:
+    assert period_start(int(ts(moment)), aggregate) == int(ts(start))
+
+
+def test_counts_per_period_with_namespace_and_metric_filters(store: Store) -> None:
+    store.add({NUMPY: 1, PANDAS_HUB: 4, PROCESSES: 9}, at=ts("2024-01-31T12:00:00"))
+    store.add({NUMPY: 2}, at=ts("2024-02-01T12:00:00"))
+    store.add({NUMPY: 5}, at=ts("2024-04-01T00:00:00"))
+    monthly = store.counts(ts("2024-01-01"), ts("2025-01-01"), "month")
+    assert [(c.period.month, c.labels["package"], c.value) for c in monthly] == [
+        (1, "pandas", 4.0),  # largest first within a period
+        (1, "numpy", 1.0),
+        (2, "numpy", 2.0),
+        (4, "numpy", 5.0),
+    ]
+    quarterly = store.counts(ts("2024-01-01"), ts("2025-01-01"), "quarter", namespace="")
+    assert [(c.period.month, c.value) for c in quarterly] == [(1, 3.0), (4, 5.0)]
+    processes = store.counts(0, ts("2025-01-01"), "year", metric=PROCESSES_REPORTED)
+    assert [(c.period.year, c.value) for c in processes] == [(2024, 9.0)]
+
+
+def test_window_is_start_inclusive_end_exclusive(store: Store) -> None:
+    store.add({NUMPY: 1}, at=ts("2024-05-01T10:00:00"))
+    assert store.totals(ts("2024-05-01T10:00:00"), ts("2024-05-01T11:00:00"))[0].value == 1.0
+    assert store.totals(ts("2024-05-01T09:00:00"), ts("2024-05-01T10:00:00")) == []
+    naive = datetime(2024, 5, 1, 10)
+    assert store.totals(naive, datetime(2024, 5, 1, 11))[0].value == 1.0
+
+
+def test_totals_are_largest_first_and_namespaces_listed(store: Store) -> None:
+    store.add({NUMPY: 1, PANDAS_HUB: 4}, at=ts("2024-05-01T10:00:00"))
+    totals = store.totals(0, ts("2025-01-01"))
+    assert [(t.labels["package"], t.value) for t in totals] == [("pandas", 4.0), ("numpy", 1.0)]
+    assert store.namespaces() == ["", "hub"]
+    assert store.metrics() == [IMPORTED_PACKAGE]
+    assert [t.value for t in store.totals(0, ts("2025-01-01"), namespace="hub")] == [4.0]
+
+
+def test_roll_up_keeps_every_count_and_makes_days(store: Store) -> None:
+    now = ts("2024-06-30T12:00:00")
+    for hour in range(0, 24, 3):
+        store.add({NUMPY: 1, PROCESSES: 2}, at=ts("2024-05-01T00:00:00") + hour * HOUR)
+    store.add({NUMPY: 7}, at=ts("2024-06-30T11:00:00"))
+    before = store.totals(0, now)
+    removed = store.roll_up(retention_days=30, now=now)
+    assert removed == 16
+    assert store.roll_up(retention_days=30, now=now) == 0  # idempotent
+    assert store.totals(0, now) == before
+    hourly = store.counts(ts("2024-05-01"), ts("2024-05-02"), "hour")
+    assert [(c.period.hour, c.value) for c in hourly] == [(0, 8.0)]  # one daily bucket
+    recent = store.counts(ts("2024-06-30"), ts("2024-07-01"), "hour")
+    assert [(c.period.hour, c.value) for c in recent] == [(11, 7.0)]  # within retention
+    assert store.roll_up(retention_days=30, now=now + 40 * DAY) == 1
+
+
+def test_bad_aggregate_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="aggregate must be one of"):
+        store.counts(0, 1, "fortnight")
+
+
+def test_label_values_with_any_text_round_trip(store: Store) -> None:
+    odd = series_key(IMPORTED_PACKAGE, {"namespace": 'a"b\\c\n', "package": "é{}"})
+    store.add({odd: 1}, at=ts("2024-05-01T10:00:00"))
+    assert store.series_totals()[0].labels == {"namespace": 'a"b\\c\n', "package": "é{}"}
+    assert store.series_keys() == [odd]
