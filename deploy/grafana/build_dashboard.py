@@ -1,0 +1,268 @@
+"""Write popularity-contest.json, the Grafana dashboard, from the queries below.
+
+The dashboard's queries are long because they count exactly (see ``counted``), and the same
+counting expression appears in every panel; building the JSON from one definition keeps
+them identical. Run ``python deploy/grafana/build_dashboard.py`` after editing this file;
+a test fails when the committed JSON differs from what this script writes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+OUTPUT = Path(__file__).with_name("popularity-contest.json")
+
+IMPORTED = "python_popcon_imported_package_total"
+USER_IMPORTED = "python_popcon_user_imported_package_total"
+PROCESSES = "python_popcon_processes_reported_total"
+
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+
+
+def counted(metric: str, window: str) -> str:
+    """Per series: how many counts the counter gained in the ``window`` ending now.
+
+    ``increase()`` is not exact: it extrapolates to the window's edges, and a series born
+    inside the window (statsd_exporter creates a counter at its first count, already at 1)
+    loses its first count, so a package imported once shows as 0. Instead, one of four
+    cases applies to each series (``or`` keeps the first that has the series):
+
+    1. it existed when the window began and never went down: last value in the window
+       minus the value at the start (exact);
+    2. it did not exist when the window began: everything it counts now happened inside
+       the window (exact);
+    3. it went down inside the window (the exporter restarted): its last value counts only
+       what came after the restart, all inside the window (a lower bound, never inflated);
+    4. it went down between the start and its first sample in the window: what it gained
+       after that first sample (a lower bound).
+
+    ``last_over_time`` rather than the current value keeps series that stopped inside the
+    window (an exporter pod replaced by one with another ``instance``). No case can be
+    negative.
+    """
+    series = f'{metric}{{namespace=~"$namespace"}}'
+    last = f"last_over_time({series}[{window}])"
+    # The value when the window began: the sample Prometheus would show then, or, if the
+    # series was marked stale then (a failed scrape, a restart), its last sample in the
+    # window of the same length before.
+    start = f"({series} offset {window} or last_over_time({series}[{window}] offset {window}))"
+    went_down = f"resets({series}[{window}]) > 0"
+    return (
+        f"((({last} - {start}) >= 0) unless ({went_down}))"
+        f" or ({last} unless {start})"
+        f" or ({last} and ({went_down}))"
+        f" or ({last} - min_over_time({series}[{window}]))"
+    )
+
+
+def total_by(labels: str, metric: str, window: str) -> str:
+    return f"sum by ({labels}) ({counted(metric, window)})"
+
+
+def target(expr: str, legend: str = "", *, instant: bool) -> dict[str, Any]:
+    result: dict[str, Any] = {"datasource": DATASOURCE, "expr": expr, "refId": "A"}
+    if instant:
+        result.update(instant=True, range=False, format="table")
+    else:
+        result.update(instant=False, range=True, legendFormat=legend)
+    return result
+
+
+def table(
+    panel_id: int,
+    title: str,
+    description: str,
+    expr: str,
+    grid: tuple[int, int, int, int],
+    value_title: str,
+    unit: str = "short",
+) -> dict[str, Any]:
+    x, y, w, h = grid
+    return {
+        "id": panel_id,
+        "type": "table",
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "targets": [target(expr, instant=True)],
+        "fieldConfig": {
+            "defaults": {"unit": unit, "decimals": 0 if unit == "short" else 1},
+            "overrides": [],
+        },
+        "options": {"showHeader": True, "cellHeight": "sm", "footer": {"show": False}},
+        "transformations": [
+            {
+                "id": "organize",
+                "options": {
+                    "excludeByName": {"Time": True},
+                    "renameByName": {"Value": value_title},
+                },
+            }
+        ],
+    }
+
+
+def timeseries(
+    panel_id: int,
+    title: str,
+    description: str,
+    expr: str,
+    legend: str,
+    grid: tuple[int, int, int, int],
+) -> dict[str, Any]:
+    x, y, w, h = grid
+    return {
+        "id": panel_id,
+        "type": "timeseries",
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "interval": "5m",
+        "targets": [target(expr, legend, instant=False)],
+        "fieldConfig": {
+            "defaults": {
+                "unit": "short",
+                "decimals": 0,
+                "custom": {"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}},
+            },
+            "overrides": [],
+        },
+        "options": {
+            "legend": {"displayMode": "table", "placement": "right", "calcs": ["sum"]},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
+    }
+
+
+def dashboard() -> dict[str, Any]:
+    in_range = "$__range"
+    per_step = "$__interval"
+    imported = total_by("package", IMPORTED, in_range)
+    processes = f"sum({counted(PROCESSES, in_range)})"
+    panels = [
+        table(
+            1,
+            "Top packages",
+            "Processes that imported each top-level package during the dashboard's time "
+            "range (each process counts a package once).",
+            f"sort_desc({imported})",
+            (0, 0, 12, 12),
+            "Processes",
+        ),
+        table(
+            2,
+            "Share of processes using each package",
+            "Processes that imported the package divided by all processes that reported, "
+            "during the time range.",
+            f"sort_desc({imported} / on() group_left() ({processes} > 0))",
+            (12, 0, 12, 12),
+            "Share of processes",
+            unit="percentunit",
+        ),
+        timeseries(
+            3,
+            "Packages over time",
+            "Processes importing each package, per interval.",
+            total_by("package", IMPORTED, per_step),
+            "{{package}}",
+            (0, 12, 24, 10),
+        ),
+        timeseries(
+            4,
+            "Processes reported per hub",
+            "Processes that reported, per hub (namespace) and interval. A hub whose bars "
+            "drop to nothing has stopped reporting: check its user image and configuration "
+            "(the PopularityContestHubSilent alert fires too).",
+            total_by("namespace", PROCESSES, per_step),
+            "{{namespace}}",
+            (0, 22, 16, 10),
+        ),
+        table(
+            5,
+            "Processes per hub",
+            "Processes that reported during the time range; 0 means the hub is known but silent.",
+            f"sort({total_by('namespace', PROCESSES, in_range)})",
+            (16, 22, 8, 10),
+            "Processes",
+        ),
+        table(
+            6,
+            "Least-used packages",
+            "The 25 packages imported by the fewest processes during the time range, 0 "
+            "included. Installed packages nobody imported at all are not in Prometheus: "
+            "list them with `popularity-contest unused --prometheus URL`.",
+            f"sort(bottomk(25, {imported}))",
+            (0, 32, 12, 12),
+            "Processes",
+        ),
+        table(
+            7,
+            "Packages users installed themselves",
+            "Processes that imported a package from the user site directory (~/.local): "
+            "candidates for the shared image.",
+            f"sort_desc({total_by('package', USER_IMPORTED, in_range)})",
+            (12, 32, 12, 12),
+            "Processes",
+        ),
+    ]
+    return {
+        "title": "Python popularity contest",
+        "uid": "python-popularity-contest",
+        "description": "Which installed Python packages users import (popularity-contest).",
+        "tags": ["python", "popularity-contest"],
+        "editable": True,
+        "graphTooltip": 1,
+        "schemaVersion": 39,
+        "version": 1,
+        "time": {"from": "now-30d", "to": "now"},
+        "timepicker": {},
+        "refresh": "",
+        "annotations": {"list": []},
+        "links": [],
+        "templating": {
+            "list": [
+                {
+                    "type": "datasource",
+                    "name": "datasource",
+                    "label": "Data source",
+                    "query": "prometheus",
+                    "current": {},
+                    "hide": 0,
+                    "refresh": 1,
+                    "regex": "",
+                },
+                {
+                    "type": "query",
+                    "name": "namespace",
+                    "label": "Hub",
+                    "datasource": DATASOURCE,
+                    "definition": f"label_values({PROCESSES}, namespace)",
+                    "query": {
+                        "query": f"label_values({PROCESSES}, namespace)",
+                        "refId": "namespace",
+                    },
+                    "multi": True,
+                    "includeAll": True,
+                    "allValue": ".*",
+                    "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+                    "refresh": 2,
+                    "sort": 1,
+                    "hide": 0,
+                    "regex": "",
+                },
+            ]
+        },
+        "panels": panels,
+    }
+
+
+def render() -> str:
+    return json.dumps(dashboard(), indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    OUTPUT.write_text(render(), encoding="utf-8")

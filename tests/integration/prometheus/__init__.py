@@ -1,0 +1,161 @@
+"""A real Prometheus server for tests: started on 127.0.0.1 with a temporary config and store.
+
+``PrometheusServer`` writes a config that scrapes the given targets every second, starts the
+``prometheus`` binary (Debian package ``prometheus``), waits for ``/-/ready``, and answers
+PromQL through the HTTP API (``query`` and ``query_range``), so the dashboard's expressions
+are checked by the real query engine rather than by a re-implementation.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+SCRAPE_INTERVAL = 1.0
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port the OS just handed out on 127.0.0.1 (TCP or UDP), free again now."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_until(check: Callable[[], T | None], what: str, timeout: float = 20) -> T:
+    """Poll ``check`` until it returns something other than None; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result is not None:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def http_get(url: str, timeout: float = 5) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback URL)
+        body: bytes = response.read()
+        return body
+
+
+class PrometheusServer:
+    """One Prometheus process; stop it with ``close``."""
+
+    def __init__(self, binary: str, workdir: Path, targets: Mapping[str, str]) -> None:
+        """``targets`` maps a job name to its ``host:port``."""
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = {
+            "global": {
+                "scrape_interval": f"{SCRAPE_INTERVAL:g}s",
+                "scrape_timeout": f"{SCRAPE_INTERVAL:g}s",
+                "evaluation_interval": "1m",
+            },
+            "scrape_configs": [
+                {"job_name": job, "static_configs": [{"targets": [address]}]}
+                for job, address in targets.items()
+            ],
+        }
+        self.config_path = workdir / "prometheus.yml"
+        self.config_path.write_text(json.dumps(config))  # JSON is YAML
+        self.log_path = workdir / "prometheus.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={self.config_path}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(self._ready, "Prometheus /-/ready")
+
+    def _ready(self) -> bool | None:
+        if self.process.poll() is not None:
+            raise AssertionError(f"prometheus exited:\n{self.log_path.read_text()}")
+        try:
+            http_get(f"{self.url}/-/ready", timeout=1)
+        except (OSError, urllib.error.URLError):
+            return None
+        return True
+
+    def api(self, path: str, **params: str) -> Any:
+        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        try:
+            body = http_get(url)
+        except urllib.error.HTTPError as error:
+            raise AssertionError(f"{path} {params}: {error.read().decode()}") from None
+        reply = json.loads(body)
+        assert reply["status"] == "success", reply
+        return reply["data"]
+
+    def query(self, expr: str, at: float) -> list[dict[str, Any]]:
+        data = self.api("query", query=expr, time=f"{at:.3f}")
+        assert data["resultType"] == "vector", data
+        result: list[dict[str, Any]] = data["result"]
+        return result
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        data = self.api(
+            "query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}", step=f"{step:g}"
+        )
+        result: list[dict[str, Any]] = data["result"]
+        return result
+
+    def scraped_after(self, job: str, moment: float) -> float | None:
+        """The time of ``job``'s last successful scrape if it started after ``moment``."""
+        for target in self.api("targets")["activeTargets"]:
+            if target["labels"].get("job") != job or target["health"] != "up":
+                continue
+            last = target["lastScrape"]
+            # RFC 3339 with nanoseconds; the API also reports the scrape's duration.
+            stamp = _parse_time(last)
+            if stamp > moment:
+                return stamp
+        return None
+
+    def wait_for_scrape(self, job: str, after: float | None = None) -> float:
+        """Wait for a successful scrape of ``job`` that began after ``after`` (default: now)."""
+        moment = time.time() if after is None else after
+        return wait_until(lambda: self.scraped_after(job, moment), f"a scrape of {job}")
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+def _parse_time(text: str) -> float:
+    """Seconds since the epoch from Prometheus' RFC 3339 time (nanoseconds, UTC 'Z' or offset)."""
+    from datetime import datetime
+
+    head, _, rest = text.partition(".")
+    fraction = ""
+    zone = rest
+    for i, char in enumerate(rest):
+        if not char.isdigit():
+            fraction, zone = rest[:i], rest[i:]
+            break
+    zone = "+00:00" if zone == "Z" else zone
+    base = datetime.fromisoformat(head + zone).timestamp()
+    return base + (float("0." + fraction) if fraction else 0.0)
