@@ -73,6 +73,7 @@ def target(expr: str, legend: str = "", *, instant: bool) -> dict[str, Any]:
 def table(
     panel_id: int,
     title: str,
+    *,
     description: str,
     expr: str,
     grid: tuple[int, int, int, int],
@@ -108,6 +109,7 @@ def table(
 def timeseries(
     panel_id: int,
     title: str,
+    *,
     description: str,
     expr: str,
     legend: str,
@@ -147,66 +149,67 @@ def dashboard() -> dict[str, Any]:
         table(
             1,
             "Top packages",
-            "Processes that imported each top-level package during the dashboard's time "
-            "range (each process counts a package once).",
-            f"sort_desc({imported})",
-            (0, 0, 12, 12),
-            "Processes",
+            description="Processes that imported each top-level package during the dashboard's "
+            "time range (each process counts a package once).",
+            expr=f"sort_desc({imported})",
+            grid=(0, 0, 12, 12),
+            value_title="Processes",
         ),
         table(
             2,
             "Share of processes using each package",
-            "Processes that imported the package divided by all processes that reported, "
-            "during the time range.",
-            f"sort_desc({imported} / on() group_left() ({processes} > 0))",
-            (12, 0, 12, 12),
-            "Share of processes",
+            description="Processes that imported the package divided by all processes that "
+            "reported, during the time range.",
+            expr=f"sort_desc({imported} / on() group_left() ({processes} > 0))",
+            grid=(12, 0, 12, 12),
+            value_title="Share of processes",
             unit="percentunit",
         ),
         timeseries(
             3,
             "Packages over time",
-            "Processes importing each package, per interval.",
-            total_by("package", IMPORTED, per_step),
-            "{{package}}",
-            (0, 12, 24, 10),
+            description="Processes importing each package, per interval.",
+            expr=total_by("package", IMPORTED, per_step),
+            legend="{{package}}",
+            grid=(0, 12, 24, 10),
         ),
         timeseries(
             4,
             "Processes reported per hub",
-            "Processes that reported, per hub (namespace) and interval. A hub whose bars "
-            "drop to nothing has stopped reporting: check its user image and configuration "
-            "(the PopularityContestHubSilent alert fires too).",
-            total_by("namespace", PROCESSES, per_step),
-            "{{namespace}}",
-            (0, 22, 16, 10),
+            description="Processes that reported, per hub (namespace) and interval. A hub "
+            "whose bars drop to nothing has stopped reporting: check its user image and "
+            "configuration (the PopularityContestHubSilent alert fires too).",
+            expr=total_by("namespace", PROCESSES, per_step),
+            legend="{{namespace}}",
+            grid=(0, 22, 16, 10),
         ),
         table(
             5,
             "Processes per hub",
-            "Processes that reported during the time range; 0 means the hub is known but silent.",
-            f"sort({total_by('namespace', PROCESSES, in_range)})",
-            (16, 22, 8, 10),
-            "Processes",
+            description="Processes that reported during the time range; 0 means the hub is "
+            "known but silent.",
+            expr=f"sort({total_by('namespace', PROCESSES, in_range)})",
+            grid=(16, 22, 8, 10),
+            value_title="Processes",
         ),
         table(
             6,
             "Least-used packages",
-            "The 25 packages imported by the fewest processes during the time range, 0 "
-            "included. Installed packages nobody imported at all are not in Prometheus: "
-            "list them with `popularity-contest unused --prometheus URL`.",
-            f"sort(bottomk(25, {imported}))",
-            (0, 32, 12, 12),
-            "Processes",
+            description="The 25 packages imported by the fewest processes during the time "
+            "range, 0 included. Installed packages nobody imported at all are not in "
+            "Prometheus: list them with `popularity-contest unused --prometheus URL`.",
+            expr=f"sort(bottomk(25, {imported}))",
+            grid=(0, 32, 12, 12),
+            value_title="Processes",
         ),
         table(
             7,
             "Packages users installed themselves",
-            "Processes that imported a package from the user site directory (~/.local): "
-            "candidates for the shared image.",
-            f"sort_desc({total_by('package', USER_IMPORTED, in_range)})",
-            (12, 32, 12, 12),
-            "Processes",
+            description="Processes that imported a package from the user site directory "
+            "(~/.local): candidates for the shared image.",
+            expr=f"sort_desc({total_by('package', USER_IMPORTED, in_range)})",
+            grid=(12, 32, 12, 12),
+            value_title="Processes",
         ),
     ]
     return {
