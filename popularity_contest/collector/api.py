@@ -119,11 +119,15 @@ class Api:
         registry: CollectorRegistry,
         healthy: Callable[[], str | None] | None = None,
         clock: Callable[[], float] = time.time,
+        page: Callable[[str], tuple[int, str, bytes] | None] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.healthy = healthy
         self.clock = clock
+        #: Serves what the API does not (e.g. the HTML page at ``/``): (status, type, body)
+        #: or None for "not mine".
+        self.page = page
 
     def handle(self, target: str, accept: str = "") -> Response:
         parts = urlsplit(target)
@@ -141,6 +145,10 @@ class Api:
                 return self._packages(params)
             if parts.path == "/api/v1/namespaces":
                 return _json(200, {"namespaces": self.store.namespaces()})
+            if self.page is not None:
+                reply = self.page(target)
+                if reply is not None:
+                    return Response(*reply)
             if parts.path == "/":
                 return _json(
                     200,

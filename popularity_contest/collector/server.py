@@ -24,7 +24,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from types import FrameType
@@ -149,8 +149,14 @@ def kernel_drops(sock: socket.socket) -> int | None:
 class Server:
     """The collector: ``run()`` = ``startup()``, ``main_loop()``, ``shutdown()``."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        page: Callable[[Store, str], tuple[int, str, bytes] | None] | None = None,
+    ) -> None:
         self.config = config
+        #: Optional extra HTTP content (the page): ``page(store, target)`` -> reply or None.
+        self.page = page
         self.should_exit = threading.Event()
         self.store: Store | None = None
         self.ingest: Ingest | None = None
@@ -165,17 +171,14 @@ class Server:
 
     # --- lifecycle ---------------------------------------------------------------------
     def run(self) -> int:
+        # Before startup: a signal that arrives once `listening` is logged must flush.
+        self.install_signal_handlers()
         try:
             self.startup()
-        except (MappingError, StoreError, ConfigError) as error:
-            log.error("cannot start: %s", error)  # noqa: TRY400 - one clear line, no traceback
-            self._close()
-            return 2
-        except OSError as error:
+        except (MappingError, StoreError, ConfigError, OSError) as error:
             log.error("cannot start: %s", error)  # noqa: TRY400 - one clear line, no traceback
             self._close()
             return 1
-        self.install_signal_handlers()
         try:
             self.main_loop()
         finally:
@@ -200,10 +203,16 @@ class Server:
         )
         self.udp = self._bind_udp()
         registry = registry_for(PopconCollector(self.series, self.stats, mapper.help))
-        api = Api(store, registry, healthy=lambda: self._receive_error)
+        page = self.page
+        api = Api(
+            store,
+            registry,
+            healthy=lambda: self._receive_error,
+            page=None if page is None else (lambda target: page(store, target)),
+        )
         host, port = config.http
-        _HTTPServer.address_family = _family(host)
-        self.http = _HTTPServer((host, port), handler_class(api))
+        server_class = type("HTTPServer", (_HTTPServer,), {"address_family": _family(host)})
+        self.http = server_class((host, port), handler_class(api))
         self._receiving = True
         self._start(self._receive, "statsd")
         self._start(self.http.serve_forever, "http")

@@ -319,7 +319,7 @@ def test_a_broken_mapping_file_stops_start_up_with_one_clear_line(tmp_path: Path
         timeout=30,
         check=False,
     )
-    assert result.returncode != 0
+    assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "rule 2 (match 'a..b')" in lines[0]
@@ -352,3 +352,17 @@ def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "cannot start" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_unusable_setting_is_a_usage_error_naming_the_variable(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "popularity_contest", "serve", "--db", str(tmp_path / "db")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={**os.environ, "PYTHON_POPCONTEST_SERVE_FLUSH_INTERVAL": "soon"},
+    )
+    assert result.returncode == 2
+    assert "PYTHON_POPCONTEST_SERVE_FLUSH_INTERVAL" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -173,3 +173,13 @@ def test_api_endpoints(tmp_path: Path) -> None:
     assert json.loads(api.handle("/api/v1/namespaces").body) == {"namespaces": [""]}
     store.close()
     assert api.handle("/healthz").status == 503
+
+
+def test_api_hands_other_paths_to_the_page_hook(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.db")
+    registry = registry_for(PopconCollector(dict, dict), CollectorRegistry())
+    api = Api(store, registry, page=lambda t: (200, "text/html", b"<p>") if t == "/" else None)
+    assert api.handle("/").body == b"<p>"
+    assert api.handle("/metrics").content_type.startswith("text/plain")
+    assert api.handle("/elsewhere").status == 404
+    store.close()
