@@ -6,7 +6,8 @@ A paced sender streams report lines (every line adds 1) while the collector is s
 mid-stream. SIGTERM: the collector logs how many lines it had received and stored; the
 store, reopened, must hold exactly that many. SIGKILL: the last ``/metrics`` reading of
 lines received is taken just before the kill; the loss (received minus stored) must stay
-within one flush interval (1 s) of traffic. Then the collector restarts on the same file
+within one flush interval (1 s) of traffic (plus the few milliseconds between that reading
+and the kill). Then the collector restarts on the same file
 and its ``/metrics`` totals continue from the stored ones.
 """
 
@@ -75,9 +76,9 @@ def main() -> None:
     )
     lost = kill["received"] - kill["stored"]
     print(
-        f"SIGKILL mid-stream: received >= {kill['received']:,.0f} (last scrape), stored"
-        f" {kill['stored']:,.0f}, lost <= {max(lost, 0):,.0f} lines"
-        f" = {max(lost, 0) / args.rate:.2f} s of traffic (bound: 1 flush interval = 1 s);"
+        f"SIGKILL mid-stream: received {kill['received']:,.0f} at the last scrape (ms before"
+        f" the kill), stored {kill['stored']:,.0f}: lost ~{max(lost, 0):,.0f} lines"
+        f" = ~{max(lost, 0) / args.rate:.2f} s of traffic (bound: 1 flush interval = 1 s);"
         f" after restart /metrics shows {kill['exposed']:,.0f}"
     )
 
