@@ -159,8 +159,9 @@ def dashboard() -> dict[str, Any]:
             2,
             "Share of processes using each package",
             description="Processes that imported the package divided by all processes that "
-            "reported, during the time range.",
-            expr=f"sort_desc({imported} / on() group_left() ({processes} > 0))",
+            "reported, during the time range. Across a restart of the exporter both counts "
+            "are lower bounds, so the share is approximate (and capped at 100%).",
+            expr=f"sort_desc(clamp_max({imported} / on() group_left() ({processes} > 0), 1))",
             grid=(12, 0, 12, 12),
             value_title="Share of processes",
             unit="percentunit",
