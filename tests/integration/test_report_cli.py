@@ -1,0 +1,378 @@
+"""``report`` and ``unused`` against a real collector fed by real reporter processes.
+
+A hand-made venv holds a few small distributions; real Python processes in that venv
+activate the reporter and import some of them, as two hubs and as a machine without a hub,
+sending to ``popularity-contest serve`` (a subprocess). The CLI then reads the collector's
+store, and a real Prometheus that scraped the collector, and must give exactly the counts
+the processes produced.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_system
+from tests.envkit import REPO, Env, clean_env
+from tests.integration.prometheus import PrometheusServer, wait_until
+
+NO_HUB = ""
+# (hub, packages imported) for each reporter process.
+PROCESSES: list[tuple[str, tuple[str, ...]]] = [
+    ("hub-a", ("alpha",)),
+    ("hub-a", ("alpha", "beta")),
+    ("hub-a", ("alpha", "delta")),
+    ("hub-a", ("rare",)),
+    ("hub-b", ("alpha",)),
+    ("hub-b", ("beta",)),
+    (NO_HUB, ("delta",)),
+]
+LISTENING = re.compile(r"listening statsd=127\.0\.0\.1:(\d+) http=127\.0\.0\.1:(\d+)")
+
+
+def truth(hub: str | None = None) -> tuple[Counter[str], int]:
+    """(processes per package, processes) for one hub or all."""
+    packages: Counter[str] = Counter()
+    processes = 0
+    for namespace, imported in PROCESSES:
+        if hub is None or namespace == hub:
+            processes += 1
+            packages.update(imported)
+    return packages, processes
+
+
+def build_env(root: Path) -> Env:
+    """alpha needs alpha-core needs alpha-base; tool has a command and needs tool-lib."""
+    env = Env(root)
+
+    def dist(name: str, package: str, requires: tuple[str, ...] = (), script: bool = False) -> None:
+        info = env.add_dist(name, {f"{package}/__init__.py": "VALUE = 1\n"})
+        if requires:
+            with (info / "METADATA").open("a") as metadata:
+                for requirement in requires:
+                    metadata.write(f"Requires-Dist: {requirement}\n")
+        if script:
+            (info / "entry_points.txt").write_text(
+                f"[console_scripts]\n{package} = {package}:main\n"
+            )
+
+    dist("alpha", "alpha", ("alpha-core>=1", 'alpha-extra; extra == "all"'))
+    dist("alpha-core", "alpha_core", ('alpha_base; python_version >= "3"',))
+    dist("alpha_base", "alpha_base")
+    dist("alpha-extra", "alpha_extra")  # only wanted by an extra: not a dependency
+    dist("beta", "beta")
+    dist("gamma", "gamma")
+    dist("python-delta", "delta")  # package name differs from the distribution's
+    dist("rare", "rare")
+    dist("tool", "tool", ("tool-lib",), script=True)
+    dist("tool-lib", "tool_lib")
+    return env
+
+
+class Collector:
+    """``popularity-contest serve`` on OS-assigned loopback ports."""
+
+    def __init__(self, db: Path, log: Path, environment: str | None = None) -> None:
+        self.log_path = log
+        self._log = log.open("wb")
+        command = [sys.executable, "-m", "popularity_contest", "serve"]
+        command += ["--statsd", "127.0.0.1:0", "--http", "127.0.0.1:0", "--db", str(db)]
+        if environment is not None:
+            command += ["--environment", environment]
+        self.process = subprocess.Popen(
+            command,
+            env=clean_env(
+                {
+                    "PYTHON_POPCONTEST_DISABLE": "1",
+                    "PYTHON_POPCONTEST_SERVE_FLUSH_INTERVAL": "0.05",
+                }
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )
+        statsd, http = wait_until(self._listening, "the collector's listening line")
+        self.statsd_port = statsd
+        self.url = f"http://127.0.0.1:{http}"
+        self.address = f"127.0.0.1:{http}"
+
+    def _listening(self) -> tuple[int, int] | None:
+        text = self.log_path.read_text(errors="replace")
+        match = LISTENING.search(text)
+        if match is None:
+            if self.process.poll() is not None:
+                raise AssertionError(f"collector exited:\n{text}")
+            return None
+        return int(match.group(1)), int(match.group(2))
+
+    def get(self, path: str) -> bytes:
+        with urllib.request.urlopen(self.url + path, timeout=10) as response:  # noqa: S310
+            body: bytes = response.read()
+            return body
+
+    def stored_processes(self) -> int:
+        document = json.loads(self.get("/api/v1/packages?metric=processes_reported"))
+        return sum(int(row["count"]) for row in document["totals"])
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+def feed(env: Env, collector: Collector) -> None:
+    """Run every reporter process of PROCESSES and wait until the collector stored them."""
+    for hub, imported in PROCESSES:
+        prefix = (
+            f"python_popcon.hub.{hub}.imported_package" if hub else "python_popcon.imported_package"
+        )
+        code = "import popularity_contest.reporter\n" + "".join(f"import {p}\n" for p in imported)
+        done = env.run(
+            code,
+            env={
+                "PYTHON_POPCONTEST_STATSD_HOST": "127.0.0.1",
+                "PYTHON_POPCONTEST_STATSD_PORT": str(collector.statsd_port),
+                "PYTHON_POPCONTEST_STATSD_PREFIX": prefix,
+            },
+        )
+        assert done.returncode == 0, done.stderr
+    wait_until(
+        lambda: True if collector.stored_processes() == len(PROCESSES) else None,
+        "the collector to store every process's report",
+    )
+
+
+@dataclass
+class Scenario:
+    env: Env
+    db: Path
+    collector: Collector
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    root = tmp_path_factory.mktemp("report")
+    env = build_env(root / "venv")
+    collector = Collector(root / "popcon.sqlite3", root / "collector.log")
+    try:
+        feed(env, collector)
+        yield Scenario(env, root / "popcon.sqlite3", collector)
+    finally:
+        collector.close()
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "popularity_contest", *args],
+        env=clean_env({"PYTHON_POPCONTEST_DISABLE": "1"}),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def report_json(*args: str) -> list[dict[str, object]]:
+    done = cli("report", "--format", "json", *args)
+    assert done.returncode == 0, done.stderr
+    rows: list[dict[str, object]] = json.loads(done.stdout)
+    return rows
+
+
+def expected_rows(hub: str | None = None, minimum: int = 1) -> list[dict[str, object]]:
+    packages, processes = truth(hub)
+    ranked = sorted(packages.items(), key=lambda item: (-item[1], item[0]))
+    return [
+        {"package": p, "count": c, "share": round(c / processes, 6)}
+        for p, c in ranked
+        if c >= minimum
+    ]
+
+
+def test_report_counts_every_process_and_its_share(scenario: Scenario) -> None:
+    assert report_json("--db", str(scenario.db)) == expected_rows()
+
+
+def test_report_one_hub_shares_are_of_that_hubs_processes(scenario: Scenario) -> None:
+    rows = report_json("--db", str(scenario.db), "--namespace", "hub-b")
+    assert rows == expected_rows("hub-b")
+    assert rows[0]["share"] == 0.5
+
+
+def test_report_by_namespace_gives_a_row_per_hub_and_package(scenario: Scenario) -> None:
+    rows = report_json("--db", str(scenario.db), "--by", "namespace")
+    expected = [
+        {"namespace": hub, **row}
+        for hub in sorted({h for h, _ in PROCESSES})
+        for row in expected_rows(hub)
+    ]
+    assert rows == expected
+
+
+def test_report_privacy_threshold_hides_rare_packages(scenario: Scenario) -> None:
+    rows = report_json("--db", str(scenario.db), "--min-processes", "2")
+    assert rows == expected_rows(minimum=2)
+    assert "rare" not in {row["package"] for row in rows}
+
+
+def test_report_limit_and_csv(scenario: Scenario) -> None:
+    done = cli("report", "--db", str(scenario.db), "--format", "csv", "--limit", "2")
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert [(r["package"], r["count"]) for r in rows] == [("alpha", "4"), ("beta", "2")]
+    assert float(rows[0]["share"]) == round(4 / 7, 6)
+
+
+def test_report_table_is_aligned_for_people(scenario: Scenario) -> None:
+    done = cli("report", "--db", str(scenario.db))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "7 processes reported" in lines[0]
+    assert lines[1].split() == ["package", "count", "share"]
+    assert lines[3].split() == ["alpha", "4", "57.1%"]
+    # Right-aligned numbers: every count ends in the same column.
+    ends = {line.index(line.split()[1]) + len(line.split()[1]) for line in lines[3:]}
+    assert len(ends) == 1
+
+
+def test_report_window_without_data_is_empty(scenario: Scenario) -> None:
+    rows = report_json(
+        "--db", str(scenario.db), "--start", "2001-01-01", "--end", "2001-02-01T00:00:00Z"
+    )
+    assert rows == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--db", "/nonexistent/popcon.sqlite3"), "no such store"),
+        (("--since", "soon"), "not an age"),
+        (("--start", "2024-02-01", "--end", "2024-01-01"), "start must be before"),
+        (("--prometheus", "http://127.0.0.1:1"), "127.0.0.1:1"),
+    ],
+)
+def test_report_expected_failures_print_one_line(args: tuple[str, ...], message: str) -> None:
+    done = cli("report", *args)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+# --- unused ----------------------------------------------------------------------------------
+def unused_json(scenario: Scenario, *args: str) -> dict[str, dict[str, object]]:
+    done = cli("unused", "--db", str(scenario.db), "--format", "json", *args)
+    assert done.returncode == 0, done.stderr
+    return {row["distribution"]: row for row in json.loads(done.stdout)}
+
+
+def test_unused_gives_a_verdict_for_each_distribution(scenario: Scenario) -> None:
+    rows = unused_json(scenario, "--python", str(scenario.env.python))
+    verdicts = {name: row["verdict"] for name, row in rows.items()}
+    assert verdicts == {
+        "alpha": "used",
+        "beta": "used",
+        "python-delta": "used",
+        "rare": "used",
+        "alpha-core": "dependency",  # required by alpha
+        "alpha-base": "dependency",  # required by alpha-core: transitively
+        "alpha-extra": "unused",  # only for alpha's optional extra
+        "gamma": "unused",
+        "tool": "infrastructure",  # provides a console script
+        "tool-lib": "infrastructure",  # required by tool
+    }
+    assert rows["alpha"]["imports"] == 4
+    assert rows["python-delta"]["packages"] == ["delta"]
+    assert rows["alpha-core"]["required_by"] == ["alpha"]
+    assert rows["gamma"]["imports"] == 0
+
+
+def test_unused_requirements_lists_removal_candidates(scenario: Scenario) -> None:
+    done = cli("unused", "--db", str(scenario.db), "--prefix", str(scenario.env.root))
+    assert done.returncode == 0, done.stderr
+    assert "2 removal candidates" in done.stdout
+    done = cli(
+        "unused",
+        "--db",
+        str(scenario.db),
+        "--prefix",
+        str(scenario.env.root),
+        "--format",
+        "requirements",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["alpha-extra==1.0", "gamma==1.0"]
+
+
+def test_unused_per_hub_and_with_threshold(scenario: Scenario) -> None:
+    rows = unused_json(scenario, "--python", str(scenario.env.python), "--namespace", "hub-b")
+    assert {n for n, r in rows.items() if r["verdict"] == "used"} == {"alpha", "beta"}
+    assert rows["python-delta"]["verdict"] == "unused"
+    rows = unused_json(scenario, "--python", str(scenario.env.python), "--min-processes", "2")
+    assert rows["rare"]["verdict"] == "unused"
+    assert rows["rare"]["imports"] == 0
+
+
+def test_unused_bad_interpreter_prints_one_line(scenario: Scenario, tmp_path: Path) -> None:
+    done = cli("unused", "--db", str(scenario.db), "--prefix", str(tmp_path))
+    assert done.returncode == 1
+    assert "no Python interpreter" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+# --- Prometheus -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def prometheus(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = require_system("prometheus", "prometheus")
+    server = PrometheusServer(
+        binary,
+        tmp_path_factory.mktemp("prometheus"),
+        {"popularity-contest": scenario.collector.address},
+    )
+    try:
+        # Everything is stored (see ``feed``), so a scrape that starts now sees all of it.
+        server.wait_for_scrape("popularity-contest")
+        yield server.url
+    finally:
+        server.close()
+
+
+def test_report_from_prometheus_equals_the_store(scenario: Scenario, prometheus: str) -> None:
+    for args in ((), ("--by", "namespace"), ("--namespace", "hub-a"), ("--min-processes", "2")):
+        from_prometheus = report_json("--prometheus", prometheus, "--since", "1h", *args)
+        from_store = report_json("--db", str(scenario.db), "--since", "1h", *args)
+        assert from_prometheus == from_store, args
+        assert from_prometheus, args
+
+
+def test_unused_from_prometheus(scenario: Scenario, prometheus: str) -> None:
+    done = cli(
+        "unused",
+        "--prometheus",
+        prometheus,
+        "--since",
+        "1h",
+        "--python",
+        str(scenario.env.python),
+        "--format",
+        "requirements",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["alpha-extra==1.0", "gamma==1.0"]
