@@ -9,6 +9,7 @@ against every name the reporter can produce.
 from __future__ import annotations
 
 import json
+import os
 import re
 import types
 from pathlib import Path
@@ -309,9 +310,7 @@ def z2jh() -> dict[str, Any]:
 def run_extra_config(z2jh: dict[str, Any], c: object, namespace: str) -> None:
     source = z2jh["hub"]["extraConfig"]["popularity-contest"]
     code = compile(source, "hub.extraConfig.popularity-contest", "exec")
-    saved = dict(__import__("os").environ)
-    import os
-
+    saved = dict(os.environ)
     os.environ["POD_NAMESPACE"] = namespace
     try:
         exec(code, {"c": c})  # noqa: S102 (that is what z2jh does with it)
