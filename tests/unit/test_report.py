@@ -1,0 +1,243 @@
+"""Pure pieces of ``report`` and ``unused``: windows, ranking, shares, threshold, verdicts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from popularity_contest import sources
+from popularity_contest.report import Row, render, table, top_packages
+from popularity_contest.sources import Window, parse_age, parse_time, promql, window
+from popularity_contest.unused import Installed, interpreter, judge
+from popularity_contest.unused import render as render_unused
+
+PACKAGES = {
+    ("hub-a", "numpy"): 3.0,
+    ("hub-a", "yaml"): 1.0,
+    ("hub-b", "numpy"): 1.0,
+    ("hub-b", "pandas"): 2.0,
+    ("", "numpy"): 1.0,
+}
+PROCESSES = {"hub-a": 4.0, "hub-b": 2.0, "": 2.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("45s", 45), ("90m", 5400), ("12h", 43200), ("30d", 2592000), ("8w", 4838400), ("1.5h", 5400)],
+)
+def test_parse_age(text: str, seconds: float) -> None:
+    assert parse_age(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "30", "d", "-3d", "0d", "3y", "3 days", "1e3s"])
+def test_parse_age_refuses(text: str) -> None:
+    with pytest.raises(ValueError, match="not an age"):
+        parse_age(text)
+
+
+@given(st.integers(min_value=1, max_value=10**6), st.sampled_from("smhdw"))
+def test_parse_age_is_number_times_unit(number: int, unit: str) -> None:
+    factor = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
+    assert parse_age(f"{number}{unit}") == number * factor
+
+
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1)))
+def test_parse_time_naive_is_utc_and_z_is_accepted(moment: datetime) -> None:
+    moment = moment.replace(microsecond=0)
+    expected = moment.replace(tzinfo=timezone.utc).timestamp()
+    assert parse_time(moment.isoformat()) == expected
+    assert parse_time(moment.isoformat() + "Z") == expected
+
+
+def test_window_start_wins_over_since_and_end_defaults_to_now() -> None:
+    assert window("30d", None, None, now=1_000_000_000) == Window(1_000_000_000 - 2592000, 1e9)
+    span = window("30d", "2024-01-01", "2024-01-02T12:00:00+02:00")
+    assert span.start == parse_time("2024-01-01T00:00:00Z")
+    assert span.end == parse_time("2024-01-02T10:00:00Z")
+    assert span.seconds == 122400
+    with pytest.raises(ValueError, match="before its end"):
+        window(None, "2024-01-02", "2024-01-01")
+
+
+def test_top_packages_in_total_shares_all_processes() -> None:
+    rows = top_packages(PACKAGES, PROCESSES)
+    assert [(r.package, r.count, r.share) for r in rows] == [
+        ("numpy", 5.0, 5 / 8),
+        ("pandas", 2.0, 2 / 8),
+        ("yaml", 1.0, 1 / 8),
+    ]
+    assert all(r.namespace is None for r in rows)
+
+
+def test_top_packages_by_namespace_shares_each_hubs_processes() -> None:
+    rows = top_packages(PACKAGES, PROCESSES, by_namespace=True)
+    assert [(r.namespace, r.package, r.count, r.share) for r in rows] == [
+        ("", "numpy", 1.0, 0.5),
+        ("hub-a", "numpy", 3.0, 0.75),
+        ("hub-a", "yaml", 1.0, 0.25),
+        ("hub-b", "pandas", 2.0, 1.0),
+        ("hub-b", "numpy", 1.0, 0.5),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("by_namespace", "minimum", "expected"),
+    [
+        (False, 2, {(None, "numpy"), (None, "pandas")}),
+        (False, 6, set()),
+        (True, 2, {("hub-a", "numpy"), ("hub-b", "pandas")}),
+        (True, 1, {(ns, p) for ns, p in PACKAGES}),
+    ],
+)
+def test_threshold_hides_each_row_below_it(
+    by_namespace: bool, minimum: int, expected: set[tuple[str | None, str]]
+) -> None:
+    rows = top_packages(PACKAGES, PROCESSES, by_namespace=by_namespace, min_processes=minimum)
+    assert {(r.namespace, r.package) for r in rows} == expected
+    assert all(r.count >= minimum for r in rows)
+
+
+def test_limit_applies_per_hub() -> None:
+    rows = top_packages(PACKAGES, PROCESSES, by_namespace=True, limit=1)
+    assert [(r.namespace, r.package) for r in rows] == [
+        ("", "numpy"),
+        ("hub-a", "numpy"),
+        ("hub-b", "pandas"),
+    ]
+
+
+def test_share_is_none_without_processes_and_zero_counts_are_dropped() -> None:
+    rows = top_packages({("", "a"): 2.0, ("", "b"): 0.0}, {})
+    assert rows == [Row("a", 2.0, None, None)]
+
+
+SPAN = Window(0, 86400)
+
+
+def test_render_json_and_csv_carry_namespace_only_when_grouped() -> None:
+    rows = top_packages(PACKAGES, PROCESSES, by_namespace=True)
+    document = json.loads(render(rows, "json", by_namespace=True, span=SPAN, processes=PROCESSES))
+    assert document[1] == {"namespace": "hub-a", "package": "numpy", "count": 3, "share": 0.75}
+    flat = json.loads(
+        render(
+            top_packages(PACKAGES, PROCESSES), "json", by_namespace=False, span=SPAN, processes={}
+        )
+    )
+    assert set(flat[0]) == {"package", "count", "share"}
+    text = render(rows, "csv", by_namespace=True, span=SPAN, processes=PROCESSES)
+    parsed = list(csv.DictReader(io.StringIO(text)))
+    assert parsed[0] == {"namespace": "", "package": "numpy", "count": "1", "share": "0.5"}
+
+
+def test_render_table_names_the_no_hub_namespace() -> None:
+    rows = top_packages(PACKAGES, PROCESSES, by_namespace=True)
+    text = render(rows, "table", by_namespace=True, span=SPAN, processes=PROCESSES)
+    assert "1970-01-01T00:00:00Z .. 1970-01-02T00:00:00Z: 8 processes reported" in text
+    assert text.splitlines()[3].split() == ["(no", "hub)", "numpy", "1", "50.0%"]
+    empty = render([], "table", by_namespace=False, span=SPAN, processes={})
+    assert "no package reported" in empty
+
+
+def test_table_aligns_columns() -> None:
+    text = table(["a", "n"], [["long-name", "1"], ["x", "100"]], {1})
+    assert text.splitlines() == [
+        "a            n",
+        "---------  ---",
+        "long-name    1",
+        "x          100",
+    ]
+
+
+def test_promql_substitutes_grafana_variables() -> None:
+    expr = promql("packages", Window(0, 3600), "hub-a")
+    assert '{namespace=~"hub\\\\-a"}' in expr
+    assert "[3600s]" in expr
+    assert "offset 3600s" in expr
+    assert "$" not in expr
+    everything = promql("processes", Window(0, 60), None)
+    assert '{namespace=~".*"}' in everything
+    assert everything.startswith("sum by (namespace) (")
+
+
+def test_prometheus_url_must_be_http() -> None:
+    with pytest.raises(sources.SourceError, match="http"):
+        sources.PrometheusSource("127.0.0.1:9090")
+
+
+# --- unused: verdicts -----------------------------------------------------------------------
+def dist(name: str, *requires: str, packages: tuple[str, ...] = (), **flags: bool) -> Installed:
+    return Installed(
+        name, "1.0", list(packages or (name.replace("-", "_"),)), list(requires), **flags
+    )
+
+
+INSTALLED = [
+    dist("app", "lib-a"),
+    dist("lib-a", "lib-b"),
+    dist("lib-b"),
+    dist("orphan", "orphan-dep"),
+    dist("orphan-dep"),
+    dist("cli", "cli-dep", scripts=True),
+    dist("cli-dep", "lib-b"),
+    dist("ipykernel", "comm"),
+    dist("comm"),
+    dist("labext", jupyter_extension=True),
+    dist("python-dateutil", packages=("dateutil",)),
+]
+
+
+def test_verdicts_follow_the_documented_rules() -> None:
+    verdicts = {v.distribution: v for v in judge(INSTALLED, {"app": 2.0, "dateutil": 1.0})}
+    assert {name: v.verdict for name, v in verdicts.items()} == {
+        "app": "used",
+        "python-dateutil": "used",
+        "lib-a": "dependency",
+        "lib-b": "infrastructure",  # needed by cli as well as by app: infrastructure wins
+        "orphan": "unused",
+        "orphan-dep": "unused",  # required only by an unused distribution
+        "cli": "infrastructure",
+        "cli-dep": "infrastructure",
+        "ipykernel": "infrastructure",
+        "comm": "infrastructure",
+        "labext": "infrastructure",
+    }
+    assert verdicts["lib-a"].reason == "required by app"
+    assert verdicts["lib-b"].required_by == ["cli-dep", "lib-a"]
+    assert verdicts["orphan-dep"].required_by == ["orphan"]
+    assert verdicts["app"].imports == 2.0
+
+
+def test_an_imported_distribution_is_used_even_if_infrastructure() -> None:
+    verdicts = {v.distribution: v.verdict for v in judge(INSTALLED, {"cli": 1.0, "comm": 3.0})}
+    assert verdicts["cli"] == "used"
+    assert verdicts["comm"] == "used"
+
+
+def test_requirement_cycles_terminate() -> None:
+    cyclic = [dist("a", "b"), dist("b", "a"), dist("c", "c")]
+    verdicts = {v.distribution: v.verdict for v in judge(cyclic, {"a": 1.0})}
+    assert verdicts == {"a": "used", "b": "dependency", "c": "unused"}
+
+
+def test_unused_requirements_format_lists_only_candidates() -> None:
+    verdicts = judge(INSTALLED, {"app": 1.0})
+    text = render_unused(verdicts, "requirements", span=SPAN, python="py", hub="all")
+    assert text.splitlines() == ["orphan==1.0", "orphan-dep==1.0", "python-dateutil==1.0"]
+    document = json.loads(render_unused(verdicts, "json", span=SPAN, python="py", hub="all"))
+    assert {"distribution", "packages", "imports", "verdict"} <= set(document[0])
+    assert document[0]["verdict"] == "used"
+
+
+def test_interpreter_from_prefix(tmp_path: Path) -> None:
+    assert interpreter("/x/python", None) == "/x/python"
+    root = tmp_path
+    (root / "bin").mkdir()
+    (root / "bin" / "python").write_text("")
+    assert interpreter(None, str(root)) == str(root / "bin" / "python")
