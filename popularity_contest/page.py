@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +30,7 @@ AGGREGATES = ("day", "week", "month")
 TOP_CHART = 20
 TOP_STACKED = 10
 PLOTLY_PATH = "/static/plotly.min.js"
+SERVICE_PREFIX = "JUPYTERHUB_SERVICE_PREFIX"  # set by JupyterHub for a managed service
 UNUSED_CACHE_SECONDS = 300.0
 PAGE_ORDER = ("unused", "dependency", "used", "infrastructure")  # candidates first
 
@@ -244,10 +246,10 @@ def render(
     add("<title>popularity-contest</title>")
     add(f"<style>{STYLE}</style>")
     if figures and plotly_js() is not None:
-        add(f"<script src='{PLOTLY_PATH}'></script>")
+        add(f"<script src='{PLOTLY_PATH[1:]}'></script>")  # relative: works under a prefix
     add("</head><body><main>")
     add("<h1>Which installed packages people import</h1>")
-    add("<form method='get' action='/'>")
+    add("<form method='get'>")
     add(_select("window", "window", WINDOWS, window_name))
     add(_select("per", "aggregate", AGGREGATES, aggregate))
     add("<label>hub <select name='hub'><option value='*'>all hubs</option>")
@@ -296,7 +298,7 @@ def render(
         for name in hubs_reporting:
             rows = [r for r in per_hub_rows if (r.namespace or "") == name]
             tops = ", ".join(f"{_esc(r.package)} ({_num(r.count)})" for r in rows[:8])
-            link = "/?" + urlencode({"window": window_name, "aggregate": aggregate, "hub": name})
+            link = "?" + urlencode({"window": window_name, "aggregate": aggregate, "hub": name})
             add(
                 f"<tr><td><a href='{_esc(link)}'>{_esc(name or NO_HUB)}</a></td>"
                 f"<td class='n'>{_num(processes[name])}</td><td class='n'>{len(rows)}</td>"
@@ -348,8 +350,8 @@ def render(
 
     add(
         "<footer>popularity-contest: counts of top-level packages imported, once per process;"
-        " nothing about who imported them. <a href='/metrics'>/metrics</a>"
-        " <a href='/api/v1/packages'>/api/v1/packages</a></footer>"
+        "  nothing about who imported them. <a href='metrics'>/metrics</a>"
+        " <a href='api/v1/packages'>/api/v1/packages</a></footer>"
     )
     add("</main>")
     if figures and plotly_js() is not None:
@@ -397,11 +399,19 @@ footer a { margin-left: 8px; }
 
 
 def hook(
-    environment: str | None, min_processes: int | None
+    environment: str | None, min_processes: int | None, prefix: str | None = None
 ) -> Callable[[Store, str], Reply | None]:
-    """What ``serve`` hands its HTTP server: ``hook(...)(store, target)`` -> reply or None."""
+    """What ``serve`` hands its HTTP server: ``hook(...)(store, target)`` -> reply or None.
+
+    Run as a JupyterHub service, requests arrive with the service's prefix
+    (``JUPYTERHUB_SERVICE_PREFIX``, e.g. ``/services/popularity-contest/``): the page is
+    served there too, and its links are relative, so they stay under the prefix.
+    """
+    prefix = (prefix if prefix is not None else os.environ.get(SERVICE_PREFIX, "")).rstrip("/")
 
     def serve_page(store: Store, target: str) -> Reply | None:
+        if prefix and (target == prefix or target.startswith(prefix + "/")):
+            target = "/" + target[len(prefix) :].lstrip("/")
         return respond(store, target, environment=environment, min_processes=min_processes)
 
     return serve_page

@@ -90,7 +90,7 @@ def test_hostile_label_values_are_escaped(store: Store) -> None:
 
 def test_charts_use_the_local_plotly_and_no_cdn(store: Store) -> None:
     text = html(store)
-    assert "<script src='/static/plotly.min.js'></script>" in text
+    assert "<script src='static/plotly.min.js'></script>" in text
     assert text.count("Plotly.newPlot(") == 3
     assert not re.search(r"<script[^>]+src=['\"]https?:", text)
     status, content_type, body = page.respond(store, "/static/plotly.min.js") or (0, "", b"")
@@ -115,3 +115,16 @@ def test_bad_environment_is_reported_on_the_page(store: Store, tmp_path: Path) -
     text = html(store, environment=str(tmp_path / "no-python"))
     assert "Installed in" in text
     assert "no-python" in text
+
+
+def test_hook_serves_under_a_jupyterhub_service_prefix(store: Store) -> None:
+    serve = page.hook(None, None, prefix="/services/popcon/")
+    reply = serve(store, "/services/popcon/?window=7d")
+    assert reply is not None
+    assert reply[0] == 200
+    assert b"processes reported" in reply[2]
+    script = serve(store, "/services/popcon/static/plotly.min.js")
+    assert script is not None
+    assert script[0] == 200
+    assert serve(store, "/services/popcon/metrics") is None
+    assert page.hook(None, None, prefix="")(store, "/") is not None
