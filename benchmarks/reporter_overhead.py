@@ -273,8 +273,10 @@ def report(
     for workload, (baseline, results) in whole.items():
         figure = f'python -c "import {workload}"'
         base_ms = statistics.median(baseline.times_ns) / 1e6
+        base_cpu = statistics.median(baseline.cpu_ns) / 1e6
         lines.append(
-            f"{figure:28} {baseline.name:40} {base_ms:10.1f} {1:8.3f}  ({pairs[workload]} pairs)"
+            f"{figure:26} {baseline.name:40} {base_ms:8.1f} {1:7.3f} {base_cpu:8.1f} {1:7.3f}"
+            f"  ({pairs[workload]} pairs)"
         )
         for result in results:
             target = ""
@@ -285,7 +287,8 @@ def report(
                 ok = ok and verdict == "ok"
                 target = f"<= {limit:.2f}x {verdict}"
             lines.append(
-                f"{'':28} {name:40} {result.median_ms:10.1f} {result.ratio:8.3f}  {target}"
+                f"{'':26} {name:40} {result.median_ms:8.1f} {result.ratio:7.3f} "
+                f"{result.cpu_ms:8.1f} {result.cpu_ratio:7.3f}  {target}"
             )
     lines.append("")
     first = exits[0]
