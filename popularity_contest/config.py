@@ -194,3 +194,10 @@ def default_db_path(environ: Mapping[str, str] | None = None) -> str:
     if not data_home or not os.path.isabs(data_home):  # the XDG spec ignores relative paths
         data_home = os.path.join(os.path.expanduser("~"), ".local", "share")
     return os.path.join(data_home, "popularity-contest", DB_FILE_NAME)
+
+
+# --- Reports and the page -------------------------------------------------------------------
+# The privacy threshold of the collector's page and JSON/CSV API: packages reported by fewer
+# processes are not shown (`report`/`unused` take --min-processes instead).
+SERVE_MIN_PROCESSES = ENV_PREFIX + "SERVE_MIN_PROCESSES"
+DEFAULT_MIN_PROCESSES = 1

@@ -38,6 +38,10 @@ from popularity_contest.collector import store as store_module
 from popularity_contest.collector.store import AGGREGATES, Store, StoreError
 
 DEFAULT_WINDOW = 30 * 86400
+#: Metrics whose series name a package: the privacy threshold applies to them.
+PRIVATE_METRICS = frozenset(
+    {store_module.IMPORTED_PACKAGE, store_module.USER_IMPORTED_PACKAGE, store_module.LIBRARY_USED}
+)
 METRIC_ALIASES = {
     "imported_package": store_module.IMPORTED_PACKAGE,
     "user_imported_package": store_module.USER_IMPORTED_PACKAGE,
@@ -120,6 +124,8 @@ class Api:
         healthy: Callable[[], str | None] | None = None,
         clock: Callable[[], float] = time.time,
         page: Callable[[str], tuple[int, str, bytes] | None] | None = None,
+        *,
+        min_processes: int = 1,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -128,6 +134,8 @@ class Api:
         #: Serves what the API does not (e.g. the HTML page at ``/``): (status, type, body)
         #: or None for "not mine".
         self.page = page
+        #: Privacy threshold: package series counted fewer times in the window are hidden.
+        self.min_processes = min_processes
 
     def handle(self, target: str, accept: str = "") -> Response:
         parts = urlsplit(target)
@@ -168,6 +176,9 @@ class Api:
             return _json(503, {"error": str(error)})
         return _json(404, {"error": f"no such endpoint: {parts.path}"})
 
+    def _private(self, metric: str) -> bool:
+        return self.min_processes > 1 and metric in PRIVATE_METRICS
+
     def _health(self) -> Response:
         problem = self.healthy() if self.healthy is not None else None
         if problem is None:
@@ -197,6 +208,13 @@ class Api:
         if aggregate not in AGGREGATES:
             raise BadRequestError(f"aggregate must be one of {', '.join(AGGREGATES)}")
         counts = self.store.counts(start, end, aggregate, namespace=namespace, metric=metric)
+        if self._private(metric):
+            keep = {
+                tuple(sorted(t.labels.items()))
+                for t in self.store.totals(start, end, namespace=namespace, metric=metric)
+                if t.value >= self.min_processes
+            }
+            counts = [c for c in counts if tuple(sorted(c.labels.items())) in keep]
         rows: list[dict[str, object]] = [
             {"period": _iso(count.period), **count.labels, "count": _count(count.value)}
             for count in counts
@@ -218,6 +236,8 @@ class Api:
     def _packages(self, params: dict[str, str]) -> Response:
         start, end, namespace, metric, output = self._window(params)
         totals = self.store.totals(start, end, namespace=namespace, metric=metric)
+        if self._private(metric):
+            totals = [t for t in totals if t.value >= self.min_processes]
         rows: list[dict[str, object]] = [{**t.labels, "count": _count(t.value)} for t in totals]
         if output == "csv":
             return _csv(rows, _columns(rows, [], ["count"]))

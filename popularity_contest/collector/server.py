@@ -82,6 +82,7 @@ class Config:
     max_series: int
     max_datagram: int
     rcvbuf: int
+    min_processes: int  # privacy threshold of the page and the JSON/CSV API
 
     @classmethod
     def from_args(
@@ -114,6 +115,9 @@ class Config:
                 _number(environ, env.SERVE_MAX_DATAGRAM, env.DEFAULT_SERVE_MAX_DATAGRAM, 64)
             ),
             rcvbuf=int(_number(environ, env.SERVE_RCVBUF, env.DEFAULT_RCVBUF, 4096)),
+            min_processes=int(
+                _number(environ, env.SERVE_MIN_PROCESSES, env.DEFAULT_MIN_PROCESSES, 1)
+            ),
         )
 
 
@@ -209,6 +213,7 @@ class Server:
             registry,
             healthy=lambda: self._receive_error,
             page=None if page is None else (lambda target: page(store, target)),
+            min_processes=config.min_processes,
         )
         host, port = config.http
         server_class = type("HTTPServer", (_HTTPServer,), {"address_family": _family(host)})
@@ -425,4 +430,6 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         log.error("cannot start: %s", error)  # noqa: TRY400 - one clear line, no traceback
         return 2
-    return Server(config).run()
+    from popularity_contest import page
+
+    return Server(config, page=page.hook(config.environment, config.min_processes)).run()
