@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from popularity_contest import unused
@@ -193,7 +194,7 @@ def render(
                         {
                             "type": "bar",
                             "name": package,
-                            "x": [iso(p.timestamp()) for p in periods],
+                            "x": [_period_label(p, aggregate) for p in periods],
                             "y": list(grid[package].values()),
                         }
                         for package in stacked
@@ -201,6 +202,7 @@ def render(
                     "layout": {
                         "title": {"text": f"Top {len(stacked)} packages per {aggregate}"},
                         "barmode": "stack",
+                        "xaxis": {"type": "category"},
                         "yaxis": {"title": {"text": "processes"}},
                         "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
                         "height": 380,
@@ -224,7 +226,7 @@ def render(
                         {
                             "type": "bar",
                             "name": name,
-                            "x": [iso(p.timestamp()) for p in hub_periods],
+                            "x": [_period_label(p, aggregate) for p in hub_periods],
                             "y": list(values.values()),
                         }
                         for name, values in sorted(by_hub.items())
@@ -232,6 +234,7 @@ def render(
                     "layout": {
                         "title": {"text": f"Processes reported per hub and {aggregate}"},
                         "barmode": "group",
+                        "xaxis": {"type": "category"},
                         "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
                         "height": 320,
                     },
@@ -364,6 +367,14 @@ def render(
         add("</script>")
     add("</body></html>\n")
     return "\n".join(out).encode("utf-8")
+
+
+def _period_label(period: datetime, aggregate: str) -> str:
+    if aggregate == "month":
+        return period.strftime("%Y-%m")
+    if aggregate == "week":
+        return "week of " + period.strftime("%Y-%m-%d")
+    return period.strftime("%Y-%m-%d")
 
 
 def _select(label: str, name: str, choices: Sequence[str], current: str) -> str:

@@ -84,7 +84,13 @@ def build_env(root: Path) -> Env:
 class Collector:
     """``popularity-contest serve`` on OS-assigned loopback ports."""
 
-    def __init__(self, db: Path, log: Path, environment: str | None = None) -> None:
+    def __init__(
+        self,
+        db: Path,
+        log: Path,
+        environment: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.log_path = log
         self._log = log.open("wb")
         command = [sys.executable, "-m", "popularity_contest", "serve"]
@@ -97,6 +103,7 @@ class Collector:
                 {
                     "PYTHON_POPCONTEST_DISABLE": "1",
                     "PYTHON_POPCONTEST_SERVE_FLUSH_INTERVAL": "0.05",
+                    **(extra_env or {}),
                 }
             ),
             stdout=subprocess.DEVNULL,
