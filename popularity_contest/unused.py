@@ -280,7 +280,8 @@ def render(verdicts: Sequence[Verdict], fmt: str, *, span: Window, python: str, 
     columns = ["distribution", "version", "verdict", "imports", "packages", "reason"]
     if fmt == "csv":
         flat = [
-            {**d, "packages": " ".join(v.packages)} for d, v in zip(dicts, verdicts, strict=True)
+            {**d, "packages": " ".join(v.packages), "required_by": " ".join(v.required_by)}
+            for d, v in zip(dicts, verdicts, strict=True)
         ]
         return to_csv(flat, [*columns, "required_by"]).rstrip("\n")
     cells = [

@@ -230,6 +230,12 @@ def test_unused_requirements_format_lists_only_candidates() -> None:
     verdicts = judge(INSTALLED, {"app": 1.0})
     text = render_unused(verdicts, "requirements", span=SPAN, python="py", hub="all")
     assert text.splitlines() == ["orphan==1.0", "orphan-dep==1.0", "python-dateutil==1.0"]
+    rows = list(
+        csv.DictReader(io.StringIO(render_unused(verdicts, "csv", span=SPAN, python="py", hub="")))
+    )
+    lib_b = next(row for row in rows if row["distribution"] == "lib-b")
+    assert lib_b["required_by"] == "cli-dep lib-a"
+    assert lib_b["packages"] == "lib_b"
     document = json.loads(render_unused(verdicts, "json", span=SPAN, python="py", hub="all"))
     assert {"distribution", "packages", "imports", "verdict"} <= set(document[0])
     assert document[0]["verdict"] == "used"
