@@ -102,7 +102,10 @@ for pattern in ("jupyter_server_config.d/*.json", "jupyter_notebook_config.d/*.j
 
 seen = {}
 for dist in metadata.distributions():
-    name = dist.metadata["Name"]
+    try:
+        name = dist.metadata.get("Name")
+    except Exception:  # unreadable metadata: not a distribution we can judge
+        name = None
     if not name:
         continue
     key = norm(name)

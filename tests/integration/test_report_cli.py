@@ -78,6 +78,13 @@ def build_env(root: Path) -> Env:
     dist("rare", "rare")
     dist("tool", "tool", ("tool-lib",), script=True)
     dist("tool-lib", "tool_lib")
+    # A Jupyter server extension enabled in the environment's config, and a JupyterLab
+    # extension that has no Python package at all: both infrastructure.
+    dist("srv-ext", "srvext")
+    config = env.root / "etc/jupyter/jupyter_server_config.d/srvext.json"
+    config.parent.mkdir(parents=True)
+    config.write_text('{"ServerApp": {"jpserver_extensions": {"srvext": true}}}')
+    env.add_dist("lab-theme", {"../../../share/jupyter/labextensions/lab-theme/package.json": "{}"})
     return env
 
 
@@ -304,7 +311,10 @@ def test_unused_gives_a_verdict_for_each_distribution(scenario: Scenario) -> Non
         "gamma": "unused",
         "tool": "infrastructure",  # provides a console script
         "tool-lib": "infrastructure",  # required by tool
+        "srv-ext": "infrastructure",  # enabled Jupyter server extension
+        "lab-theme": "infrastructure",  # ships a JupyterLab extension
     }
+    assert rows["lab-theme"]["packages"] == []
     assert rows["alpha"]["imports"] == 4
     assert rows["python-delta"]["packages"] == ["delta"]
     assert rows["alpha-core"]["required_by"] == ["alpha"]
