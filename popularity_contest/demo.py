@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     statsd_port, http_port = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
     base = f"http://127.0.0.1:{http_port}"
-    workdir = Path(tempfile.mkdtemp(prefix="popcon-demo-"))
+    db = Path(tempfile.mkdtemp(prefix="popcon-demo-")) / "popcon.sqlite3"
     env = {**os.environ, "PYTHON_POPCONTEST_DISABLE": "1"}
     print(f"demo: starting the collector: statsd 127.0.0.1:{statsd_port}, http {base}")
     server = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
             "--http",
             f"127.0.0.1:{http_port}",
             "--db",
-            str(workdir / "popcon.sqlite3"),
+            str(db),
         ],
         env=env,
     )
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
             return sum(int(row["count"]) for row in doc["totals"]) >= processes
 
         _wait(stored, "the collector to store every report")
-        _print_counts(base)
+        _print_counts(base, db)
         print(f"\nPrometheus scrapes {base}/metrics; people open {base}/")
         if args.keep:
             print("demo: collector running; Ctrl-C to stop")
@@ -128,19 +128,26 @@ def run(args: argparse.Namespace) -> int:
             server.wait(timeout=10)
 
 
-def _print_counts(base: str) -> None:
-    processes = json.loads(_get(base + "/api/v1/packages?metric=processes_reported"))["totals"]
-    per_hub = {row["namespace"]: int(row["count"]) for row in processes}
-    packages = json.loads(_get(base + "/api/v1/packages?metric=imported_package"))["totals"]
-    print(f"\n{'hub':10} {'package':20} {'processes':>9} {'share':>6}")
-    for row in sorted(packages, key=lambda r: (r["namespace"], -int(r["count"]), r["package"])):
-        total = per_hub.get(row["namespace"], 0)
-        share = int(row["count"]) / total if total else 0.0
-        print(f"{row['namespace']:10} {row['package']:20} {row['count']:>9} {share:>6.0%}")
-    for hub, count in sorted(per_hub.items()):
-        print(f"{hub:10} {'(processes reported)':20} {count:>9}")
+def _print_counts(base: str, db: Path) -> None:
+    print("\n$ popularity-contest report --by namespace --since 1d")
+    sys.stdout.flush()
+    subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+        [
+            sys.executable,
+            "-m",
+            "popularity_contest",
+            "report",
+            "--db",
+            str(db),
+            "--by",
+            "namespace",
+            "--since",
+            "1d",
+        ],
+        check=True,
+    )
     metrics = _get(base + "/metrics").decode()
     lines = [line for line in metrics.splitlines() if line.startswith("python_popcon_")]
-    print("\n/metrics (first lines):")
+    print(f"\n$ curl {base}/metrics   (first lines)")
     for line in lines[:6]:
         print("  " + line)
