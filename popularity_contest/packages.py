@@ -117,41 +117,62 @@ def _read(path: str) -> bytes | None:
 class SiteDirectory:
     """The distributions installed in one site directory, listed once."""
 
-    __slots__ = ("_by_name", "_owner", "_scanned", "kind", "path")
+    __slots__ = ("_by_name", "_entries", "_owner", "_scanned", "kind", "path")
 
     def __init__(self, path: str, kind: str) -> None:
         self.path = path
         self.kind = kind
+        self._entries: list[str] | None = None
         self._by_name: dict[str, list[Distribution]] | None = None
         self._owner: dict[str, Distribution | None] = {}
         self._scanned = False
 
-    def _distributions(self) -> dict[str, list[Distribution]]:
-        if self._by_name is None:
-            self._by_name = {}
+    def _metadata_entries(self) -> list[str]:
+        if self._entries is None:
             try:
                 entries = os.listdir(self.path)
             except OSError:
                 entries = []
-            for entry in entries:
-                if entry.endswith(_META_SUFFIXES):
-                    dist = Distribution(os.path.join(self.path, entry), entry)
-                    self._by_name.setdefault(dist.name, []).append(dist)
+            self._entries = [entry for entry in entries if entry.endswith(_META_SUFFIXES)]
+        return self._entries
+
+    def _named(self, key: str) -> Distribution | None:
+        """The distribution whose normalised name is ``key``, found without an index.
+
+        Metadata directories are ``<name>-<version>.dist-info`` with the name's ``-`` and
+        ``.`` written as ``_`` (case kept), so a cheap prefix test finds the candidates and
+        only those are parsed: most processes import a few packages named like their
+        distributions, and this keeps the common case well under a millisecond.
+        """
+        stem = key.replace("-", "_")
+        size = len(stem)
+        for entry in self._metadata_entries():
+            if entry[size : size + 1] == "-" and (
+                entry[:size].lower().replace("-", "_").replace(".", "_") == stem
+            ):
+                dist = Distribution(os.path.join(self.path, entry), entry)
+                if dist.name == key:
+                    return dist
+        return None
+
+    def _distributions(self) -> dict[str, list[Distribution]]:
+        if self._by_name is None:
+            self._by_name = {}
+            for entry in self._metadata_entries():
+                dist = Distribution(os.path.join(self.path, entry), entry)
+                self._by_name.setdefault(dist.name, []).append(dist)
         return self._by_name
 
     def owner(self, name: str) -> Distribution | None:
         """The distribution that installs top-level ``name`` here, if any."""
         if name in self._owner:
             return self._owner[name]
-        by_name = self._distributions()
         key = normalize(name)
-        found: Distribution | None = None
         # 1. The distribution is named like the package (numpy, six, requests).
-        for dist in by_name.get(key, ()):
-            found = dist
-            break
+        found = self._named(key)
         # 2. A distribution whose name contains it says so in its file list
         #    (python-dateutil -> dateutil, PyYAML -> yaml, google-auth -> google).
+        by_name = self._distributions() if found is None else {}
         if found is None:
             for dist_name, dists in by_name.items():
                 if key in dist_name:
@@ -183,7 +204,9 @@ def _module_place(name: str, module: object) -> str | None:
             origin = None
     if origin is not None:
         directory, filename = os.path.split(origin)
-        if locations is not None:  # a regular package: <site>/<name>/__init__.py
+        # A regular package is <site>/<name>/__init__.py. Only the file name tells: a module
+        # may set submodule_search_locations itself (six.py sets it to []).
+        if filename.startswith("__init__."):
             directory, filename = os.path.split(directory)
             return directory if filename == name else None
         return directory if filename.split(".", 1)[0] == name else None

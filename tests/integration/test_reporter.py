@@ -30,6 +30,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     e = Env(tmp_path_factory.mktemp("venv") / "env")
     e.add_dist("alpha", {"alpha/__init__.py": "import alpha.sub\n", "alpha/sub.py": ""})
     e.add_dist("beta", {"beta.py": "VALUE = 1\n"})
+    # Like six.py: a plain module that sets its own submodule_search_locations.
+    e.add_dist("sixish", {"sixish.py": "__spec__.submodule_search_locations = []\n"})
     e.add_dist("python-gamma", {"gamma/__init__.py": ""})  # package name differs from dist
     e.add_dist("nsdist", {"nspkg/part.py": ""})  # a namespace package: no __init__.py
     e.add_dist("six-like", {"sixlike.py": ""}, top_level="sixlike\n")
@@ -117,8 +119,9 @@ def test_a_package_imported_twice_counts_once(env: Env, listener: Listener) -> N
 def test_eager_and_exit_only_modes_report_the_same(
     env: Env, listener: Listener, eager: str
 ) -> None:
-    lines = run(env, listener, ACTIVATE + "import alpha, beta", PYTHON_POPCONTEST_EAGER=eager)
-    assert sorted(lines) == sorted([PROCESS, pkg("alpha"), pkg("beta")])
+    code = ACTIVATE + "import alpha, beta, sixish"
+    lines = run(env, listener, code, PYTHON_POPCONTEST_EAGER=eager)
+    assert sorted(lines) == sorted([PROCESS, pkg("alpha"), pkg("beta"), pkg("sixish")])
 
 
 def test_eager_reporting_survives_sigkill(env: Env, listener: Listener) -> None:

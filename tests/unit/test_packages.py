@@ -139,3 +139,32 @@ def test_used_packages_from_two_module_sets() -> None:
     after = before | {"statsd", "statsd.client", "json", "_private", "__main__"}
     assert get_used_packages(before, after, modules={"statsd": statsd}) == {"statsd": "site"}
     assert get_used_libraries(before, after, modules={"statsd": statsd}) == {"statsd"}
+
+
+def test_a_module_that_sets_search_locations_is_still_a_module(site: Path) -> None:
+    # six.py sets __spec__.submodule_search_locations = [] for its lazy importer.
+    six = _module("six", f"{site}/six.py", locations=[])
+    classifier = packages.Classifier(sites={str(site): packages.SITE})
+    found = classifier.classify("six", {"six": six})
+    assert found is not None
+    assert found[1].name == "six"
+
+
+@pytest.mark.parametrize(
+    ("entry", "module", "owner"),
+    [
+        ("PyYAML-6.0.1.dist-info", "yaml", "pyyaml"),
+        ("typing_extensions-4.12.dist-info", "typing_extensions", "typing-extensions"),
+        ("Pygments-2.18.0.dist-info", "pygments", "pygments"),
+        ("six_extra-1.0.dist-info", "six", None),  # a longer name is not `six`
+        ("numpy-1.24.2.egg-info", "numpy", "numpy"),
+    ],
+)
+def test_metadata_directory_names(
+    tmp_path: Path, entry: str, module: str, owner: str | None
+) -> None:
+    info = tmp_path / entry
+    info.mkdir()
+    (info / "RECORD").write_text(f"{module}/__init__.py,,\n" if owner else "other/x.py,,\n")
+    found = packages.SiteDirectory(str(tmp_path), packages.SITE).owner(module)
+    assert (found.name if found else None) == owner
