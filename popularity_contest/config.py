@@ -201,3 +201,8 @@ def default_db_path(environ: Mapping[str, str] | None = None) -> str:
 # processes are not shown (`report`/`unused` take --min-processes instead).
 SERVE_MIN_PROCESSES = ENV_PREFIX + "SERVE_MIN_PROCESSES"
 DEFAULT_MIN_PROCESSES = 1
+
+# --- The collector as a JupyterHub service ----------------------------------------------------
+# Run by a hub (JUPYTERHUB_API_TOKEN set), the page and API need a hub login; /healthz and
+# /metrics stay open unless this is 1 (then Prometheus sends a hub token with the scope).
+SERVE_METRICS_AUTH = ENV_PREFIX + "SERVE_METRICS_AUTH"

@@ -15,20 +15,25 @@ largest first. ``GET /api/v1/namespaces`` lists the namespaces seen. The API rea
 so it lags what was received by at most one flush interval; ``/metrics`` includes unflushed
 counts.
 
-``Api.handle`` is pure request -> response (tested directly); ``handler_class`` wraps it for
+``Api.handle`` is pure request -> response (tested directly); ``Api.respond`` adds what needs
+the request's headers (the hub service prefix is stripped; ``/static/`` files get an ETag,
+a day of ``Cache-Control`` and 304 answers to ``If-None-Match``); ``handler_class`` serves any
+such responder (the ``Api`` itself, or ``hubauth.HubGate`` in front of it) with
 ``http.server``. No request is ever logged: on a hub, an address identifies a user.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
+from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client.exposition import choose_encoder
@@ -50,11 +55,31 @@ METRIC_ALIASES = {
 }
 
 
+STATIC_PREFIX = "/static/"
+STATIC_CACHE_CONTROL = "public, max-age=86400"
+
+
 @dataclass(frozen=True)
 class Response:
     status: int
     content_type: str
     body: bytes
+    #: Extra response headers (Set-Cookie may repeat), in order.
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class Responder(Protocol):
+    """What ``handler_class`` serves: request target and headers (lower-case names) in."""
+
+    def respond(self, target: str, headers: Mapping[str, str]) -> Response: ...
+
+
+def strip_prefix(target: str, prefix: str) -> str:
+    """``/services/x/healthz`` -> ``/healthz`` for prefix ``/services/x/`` (else unchanged)."""
+    prefix = prefix.rstrip("/")
+    if prefix and (target == prefix or target.startswith((prefix + "/", prefix + "?"))):
+        return "/" + target[len(prefix) :].lstrip("/")
+    return target
 
 
 class BadRequestError(ValueError):
@@ -126,6 +151,7 @@ class Api:
         page: Callable[[str], tuple[int, str, bytes] | None] | None = None,
         *,
         min_processes: int = 1,
+        prefix: str = "",
     ) -> None:
         self.store = store
         self.registry = registry
@@ -136,6 +162,30 @@ class Api:
         self.page = page
         #: Privacy threshold: package series counted fewer times in the window are hidden.
         self.min_processes = min_processes
+        #: Run as a JupyterHub service, paths arrive under ``JUPYTERHUB_SERVICE_PREFIX``.
+        self.prefix = prefix
+        self._etags: dict[str, tuple[bytes, str]] = {}
+
+    def respond(self, target: str, headers: Mapping[str, str]) -> Response:
+        """``handle`` for a request with headers (names in lower case)."""
+        target = strip_prefix(target, self.prefix)
+        response = self.handle(target, headers.get("accept", ""))
+        path = urlsplit(target).path
+        if response.status != 200 or not path.startswith(STATIC_PREFIX):
+            return response
+        etag = self._etag(path, response.body)
+        cache = (("ETag", etag), ("Cache-Control", STATIC_CACHE_CONTROL))
+        wanted = {tag.strip() for tag in headers.get("if-none-match", "").split(",")}
+        if etag in wanted or "*" in wanted:
+            return Response(304, response.content_type, b"", cache)
+        return Response(200, response.content_type, response.body, (*response.headers, *cache))
+
+    def _etag(self, path: str, body: bytes) -> str:
+        # The static body is one shared bytes object (4.8 MB of plotly.js): hash it once.
+        known = self._etags.get(path)
+        if known is None or known[0] is not body:
+            known = self._etags[path] = (body, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+        return known[1]
 
     def handle(self, target: str, accept: str = "") -> Response:
         parts = urlsplit(target)
@@ -253,8 +303,8 @@ class Api:
         )
 
 
-def handler_class(api: Api) -> type[BaseHTTPRequestHandler]:
-    """A request handler class serving ``api`` (GET and HEAD only)."""
+def handler_class(app: Responder) -> type[BaseHTTPRequestHandler]:
+    """A request handler class serving ``app`` (GET and HEAD only)."""
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "popularity-contest"
@@ -267,10 +317,19 @@ def handler_class(api: Api) -> type[BaseHTTPRequestHandler]:
             self._respond(with_body=False)
 
         def _respond(self, with_body: bool) -> None:
-            response = api.handle(self.path, self.headers.get("Accept", ""))
+            headers: dict[str, str] = {}
+            for name, value in self.headers.items():
+                key = name.lower()
+                # Repeated Cookie headers (HTTP/2 proxies split them) are one list.
+                joiner = "; " if key == "cookie" else ", "
+                headers[key] = f"{headers[key]}{joiner}{value}" if key in headers else value
+            response = app.respond(self.path, headers)
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
-            self.send_header("Content-Length", str(len(response.body)))
+            if response.status != 304:  # a 304's length would be the unsent body's
+                self.send_header("Content-Length", str(len(response.body)))
+            for name, value in response.headers:
+                self.send_header(name, value)
             self.end_headers()
             if with_body:
                 self.wfile.write(response.body)

@@ -30,7 +30,8 @@ from http.server import ThreadingHTTPServer
 from types import FrameType
 
 from popularity_contest import config as env
-from popularity_contest.collector.api import Api, handler_class
+from popularity_contest.collector import hubauth
+from popularity_contest.collector.api import Api, Responder, handler_class
 from popularity_contest.collector.exposition import PopconCollector, registry_for
 from popularity_contest.collector.ingest import Ingest
 from popularity_contest.collector.mapping import Mapper, MappingError
@@ -83,6 +84,9 @@ class Config:
     max_datagram: int
     rcvbuf: int
     min_processes: int  # privacy threshold of the page and the JSON/CSV API
+    #: ``JUPYTERHUB_*`` settings when a hub runs us (its login then guards page and API).
+    hub: Mapping[str, str] | None = None
+    metrics_auth: bool = False  # under a hub: /metrics needs a hub token too
 
     @classmethod
     def from_args(
@@ -118,6 +122,9 @@ class Config:
             min_processes=int(
                 _number(environ, env.SERVE_MIN_PROCESSES, env.DEFAULT_MIN_PROCESSES, 1)
             ),
+            hub=hubauth.hub_environment(environ),
+            metrics_auth=environ.get(env.SERVE_METRICS_AUTH, "").strip().lower()
+            in ("1", "true", "yes"),
         )
 
 
@@ -179,7 +186,7 @@ class Server:
         self.install_signal_handlers()
         try:
             self.startup()
-        except (MappingError, StoreError, ConfigError, OSError) as error:
+        except (MappingError, StoreError, ConfigError, hubauth.HubAuthError, OSError) as error:
             log.error("cannot start: %s", error)  # noqa: TRY400 - one clear line, no traceback
             self._close()
             return 1
@@ -208,16 +215,31 @@ class Server:
         self.udp = self._bind_udp()
         registry = registry_for(PopconCollector(self.series, self.stats, mapper.help))
         page = self.page
+        hub = config.hub
         api = Api(
             store,
             registry,
             healthy=lambda: self._receive_error,
             page=None if page is None else (lambda target: page(store, target)),
             min_processes=config.min_processes,
+            prefix=(hub or {}).get("JUPYTERHUB_SERVICE_PREFIX", ""),
         )
+        app: Responder = api
+        if hub is not None:
+            app = hubauth.HubGate(
+                hubauth.make_hub_oauth(hub),
+                api,
+                protect_metrics=config.metrics_auth,
+                public_url=hub.get("JUPYTERHUB_PUBLIC_URL", ""),
+            )
+            log.info(
+                "JupyterHub service: page and API need a hub login with %s; /healthz%s open",
+                ", ".join(sorted(app.auth.access_scopes)),
+                "" if config.metrics_auth else " and /metrics",
+            )
         host, port = config.http
         server_class = type("HTTPServer", (_HTTPServer,), {"address_family": _family(host)})
-        self.http = server_class((host, port), handler_class(api))
+        self.http = server_class((host, port), handler_class(app))
         self._receiving = True
         self._start(self._receive, "statsd")
         self._start(self.http.serve_forever, "http")
