@@ -248,8 +248,6 @@ def site_directories() -> dict[str, str]:
         found[_canonical(path)] = SITE
     if user is not None:
         found[_canonical(user)] = USER
-    for path, kind in list(found.items()):
-        found.setdefault(os.path.realpath(path), kind)
     return found
 
 
@@ -260,11 +258,12 @@ class Classifier:
     is ``SITE`` or ``USER``, else None. Results are cached for the life of the process.
     """
 
-    __slots__ = ("_cache", "_dirs", "_sites", "count_local")
+    __slots__ = ("_cache", "_dirs", "_real_sites", "_sites", "count_local")
 
     def __init__(self, count_local: bool = False, sites: Mapping[str, str] | None = None) -> None:
         self.count_local = count_local
         self._sites = dict(sites) if sites is not None else None
+        self._real_sites: dict[str, str] | None = None
         self._dirs: dict[str, SiteDirectory] = {}
         self._cache: dict[str, tuple[str, Distribution] | None] = {}
 
@@ -274,8 +273,12 @@ class Classifier:
         path = _canonical(directory)
         kind = self._sites.get(path)
         if kind is None:
+            # Symbolic links (/usr/local -> /opt/..., conda's envs): compare real paths, which
+            # costs system calls, so only for places not found as they are written.
+            if self._real_sites is None:
+                self._real_sites = {os.path.realpath(p): k for p, k in self._sites.items()}
             path = os.path.realpath(path)
-            kind = self._sites.get(path)
+            kind = self._real_sites.get(path)
             if kind is None:
                 return None
         site = self._dirs.get(path)

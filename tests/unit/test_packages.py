@@ -168,3 +168,13 @@ def test_metadata_directory_names(
     (info / "RECORD").write_text(f"{module}/__init__.py,,\n" if owner else "other/x.py,,\n")
     found = packages.SiteDirectory(str(tmp_path), packages.SITE).owner(module)
     assert (found.name if found else None) == owner
+
+
+def test_a_site_directory_reached_through_a_symbolic_link(site: Path, tmp_path: Path) -> None:
+    link = tmp_path / "linked-site"
+    link.symlink_to(site)
+    classifier = packages.Classifier(sites={str(link): packages.SITE})
+    six = _module("six", f"{site}/six.py")  # the module's path is the real one
+    found = classifier.classify("six", {"six": six})
+    assert found is not None
+    assert found[1].name == "six"
