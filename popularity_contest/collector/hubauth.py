@@ -257,6 +257,11 @@ class HubGate:
             return _text(403, "login state does not match: open the page again")
         next_url = auth.get_next_url(state)
         verifier = auth.get_code_verifier(state)
+        if auth.pkce_enabled and verifier is None:
+            # Every state we issue carries a verifier: this one was used up or has expired.
+            return _text(
+                403, "this login was already completed or has expired: open the page again"
+            )
         auth.clear_oauth_state(state)
         try:
             token = auth.token_for_code(code, code_verifier=verifier)

@@ -7,6 +7,7 @@ collector as a managed service; a urllib client with a cookie jar plays the brow
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -221,3 +222,20 @@ def test_a_forged_callback_is_refused(hub: Hub) -> None:
     status, _, body, _ = get(browser(), hub.url + PREFIX + "oauth_callback?code=abc&state=xyz")
     assert status == 403
     assert "state" in body
+
+
+def test_serve_under_a_hub_without_an_oauth_client_refuses_to_start(tmp_path: Path) -> None:
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("JUPYTERHUB_")}
+    environ["JUPYTERHUB_API_TOKEN"] = "a-token"  # noqa: S105 - no hub checks it here
+    command = ["serve", "--http", "127.0.0.1:0", "--statsd", "127.0.0.1:0"]
+    result = subprocess.run(
+        [sys.executable, "-m", "popularity_contest", *command, "--db", str(tmp_path / "p.db")],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "JUPYTERHUB_CLIENT_ID is not set" in result.stderr
+    assert "Traceback" not in result.stderr
