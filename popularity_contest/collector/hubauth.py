@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 from collections.abc import Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, Protocol
@@ -130,7 +131,7 @@ def _text(status: int, text: str, headers: tuple[tuple[str, str], ...] = ()) -> 
         status,
         "text/plain; charset=utf-8",
         text.encode("utf-8") + b"\n",
-        (("Cache-Control", "no-store"), *headers),
+        (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"), *headers),
     )
 
 
@@ -160,6 +161,9 @@ class HubGate:
         #: The hub's public URL (``JUPYTERHUB_PUBLIC_URL``): https there means Secure cookies.
         self.public_url = public_url
         self.prefix = str(auth.base_url).rstrip("/")
+        # HubOAuth keeps pending logins in a dict that is not thread-safe (it purges expired
+        # entries while iterating): http.server answers each request on its own thread.
+        self._states = threading.Lock()
 
     # --- the request path ------------------------------------------------------------
     def respond(self, target: str, headers: Mapping[str, str]) -> Response:
@@ -211,7 +215,9 @@ class HubGate:
         return token.strip() if scheme.lower() in ("token", "bearer") else ""
 
     def _cookie_token(self, cookies: Mapping[str, str]) -> str:
-        return self._unsign(self.auth.cookie_name, cookies.get(self.auth.cookie_name), 31.0)
+        return self._unsign(
+            self.auth.cookie_name, cookies.get(self.auth.cookie_name), COOKIE_MAX_AGE_DAYS
+        )
 
     # --- OAuth ----------------------------------------------------------------------
     def _login(
@@ -230,7 +236,8 @@ class HubGate:
             # Another login is under way in this browser (two tabs): do not overwrite its state.
             cookie_name = f"{cookie_name}-{secrets.token_hex(4)}"
             extra["cookie_name"] = cookie_name
-        state = auth.generate_state(next_url or None, **extra)
+        with self._states:
+            state = auth.generate_state(next_url or None, **extra)
         params["state"] = state
         separator = "&" if "?" in auth.login_url else "?"
         location = auth.login_url + separator + urlencode(params)
@@ -250,19 +257,21 @@ class HubGate:
         if not state or not code:
             return _text(400, "the login callback lacks its code or state: open the page again")
         cookies = _cookies(headers)
-        cookie_name = auth.get_state_cookie_name(state)
+        with self._states:
+            cookie_name = auth.get_state_cookie_name(state)
         max_days = STATE_MAX_AGE_SECONDS / 86400
         if self._unsign(cookie_name, cookies.get(cookie_name), max_days) != state:
             # Not the browser that started this login (or too late): a forged callback.
             return _text(403, "login state does not match: open the page again")
-        next_url = auth.get_next_url(state)
-        verifier = auth.get_code_verifier(state)
+        with self._states:
+            next_url = auth.get_next_url(state)
+            verifier = auth.get_code_verifier(state)
+            auth.clear_oauth_state(state)
         if auth.pkce_enabled and verifier is None:
             # Every state we issue carries a verifier: this one was used up or has expired.
             return _text(
                 403, "this login was already completed or has expired: open the page again"
             )
-        auth.clear_oauth_state(state)
         try:
             token = auth.token_for_code(code, code_verifier=verifier)
         except Exception as error:
