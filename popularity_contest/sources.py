@@ -36,7 +36,7 @@ from popularity_contest.collector.store import (
 def counted(metric: str, window: str) -> str:
     """Per series, what the counter gained in the ``window`` ending at the query's time.
 
-    The dashboard's counting expression (deploy/grafana/build_dashboard.py ``counted``),
+    The dashboard's counting expression (deploy/grafana/build_dashboard.py imports it),
     character for character: tests/unit/test_report_promql.py fails if they drift apart.
     Not ``increase()``, which extrapolates and misses the first count of a series born in
     the window (a package imported once would show as 0). Per series, the first that

@@ -1,6 +1,7 @@
 """Write popularity-contest.json, the Grafana dashboard, from the queries below.
 
-The dashboard's queries are long because they count exactly (see ``counted``), and the same
+The dashboard's queries are long because they count exactly (see
+``popularity_contest.sources.counted``, which this script imports), and the same
 counting expression appears in every panel; building the JSON from one definition keeps
 them identical. Run ``python deploy/grafana/build_dashboard.py`` after editing this file;
 a test fails when the committed JSON differs from what this script writes.
@@ -12,6 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+# The counting expression is the one `popularity-contest report --prometheus` sends, so the
+# dashboard and the command can never disagree (see its docstring for the four cases).
+from popularity_contest.sources import counted
+
 OUTPUT = Path(__file__).with_name("popularity-contest.json")
 
 IMPORTED = "python_popcon_imported_package_total"
@@ -19,42 +24,6 @@ USER_IMPORTED = "python_popcon_user_imported_package_total"
 PROCESSES = "python_popcon_processes_reported_total"
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-
-
-def counted(metric: str, window: str) -> str:
-    """Per series: how many counts the counter gained in the ``window`` ending now.
-
-    ``increase()`` is not exact: it extrapolates to the window's edges, and a series born
-    inside the window (statsd_exporter creates a counter at its first count, already at 1)
-    loses its first count, so a package imported once shows as 0. Instead, one of four
-    cases applies to each series (``or`` keeps the first that has the series):
-
-    1. it existed when the window began and never went down: last value in the window
-       minus the value at the start (exact);
-    2. it did not exist when the window began: everything it counts now happened inside
-       the window (exact);
-    3. it went down inside the window (the exporter restarted): its last value counts only
-       what came after the restart, all inside the window (a lower bound, never inflated);
-    4. it went down between the start and its first sample in the window: what it gained
-       after that first sample (a lower bound).
-
-    ``last_over_time`` rather than the current value keeps series that stopped inside the
-    window (an exporter pod replaced by one with another ``instance``). No case can be
-    negative.
-    """
-    series = f'{metric}{{namespace=~"$namespace"}}'
-    last = f"last_over_time({series}[{window}])"
-    # The value when the window began: the sample Prometheus would show then, or, if the
-    # series was marked stale then (a failed scrape, a restart), its last sample in the
-    # window of the same length before.
-    start = f"({series} offset {window} or last_over_time({series}[{window}] offset {window}))"
-    went_down = f"resets({series}[{window}]) > 0"
-    return (
-        f"((({last} - {start}) >= 0) unless ({went_down}))"
-        f" or ({last} unless {start})"
-        f" or ({last} and ({went_down}))"
-        f" or ({last} - min_over_time({series}[{window}]))"
-    )
 
 
 def total_by(labels: str, metric: str, window: str) -> str:
