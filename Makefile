@@ -25,11 +25,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Debian packages some integration tests use (the real Prometheus, headless Chromium).
+# System packages some integration tests use (the real Prometheus, headless Chromium,
+# JupyterHub's configurable-http-proxy from npm).
 # Without them those tests skip on a laptop; under CI=true they fail instead.
 system-deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus chromium
+	# JupyterHub's proxy, for the test that runs the page as a real hub service.
+	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
+	command -v configurable-http-proxy >/dev/null || npm install -g --silent configurable-http-proxy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
