@@ -30,6 +30,7 @@ from popularity_contest.collector.store import (
     PROCESSES_REPORTED,
     Store,
     StoreError,
+    parse_time,
 )
 
 
@@ -89,20 +90,6 @@ def parse_age(text: str) -> float:
     if match is None or float(match.group(1)) <= 0:
         raise ValueError(f"not an age like 90m, 12h, 30d or 8w: {text!r}")
     return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def parse_time(text: str) -> float:
-    """Unix seconds from ISO 8601 (naive = UTC, ``Z`` accepted)."""
-    text = text.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"not an ISO 8601 time: {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
 
 
 def window(

@@ -87,21 +87,11 @@ class BadRequestError(ValueError):
 
 
 def parse_time(text: str) -> float:
-    """Unix seconds from ISO 8601 (naive = UTC, ``Z`` accepted) or a number of seconds."""
-    text = text.strip()
+    """``store.parse_time``, with a bad value as a 400 answer."""
     try:
-        return float(text)
-    except ValueError:
-        pass
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadRequestError(f"not an ISO 8601 time or Unix seconds: {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+        return store_module.parse_time(text)
+    except ValueError as error:
+        raise BadRequestError(str(error)) from None
 
 
 def _iso(timestamp: float | datetime) -> str:

@@ -33,6 +33,7 @@ with the file name in its message.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -48,6 +49,29 @@ IMPORTED_PACKAGE = "python_popcon_imported_package_total"
 USER_IMPORTED_PACKAGE = "python_popcon_user_imported_package_total"
 PROCESSES_REPORTED = "python_popcon_processes_reported_total"
 LIBRARY_USED = "python_popcon_library_used_total"
+
+
+def parse_time(text: str) -> float:
+    """Unix seconds from ISO 8601 (naive = UTC, ``Z`` accepted) or a number of seconds."""
+    text = text.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(seconds):
+            return seconds
+        raise ValueError(f"not a finite number of seconds: {text!r}")
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 time or Unix seconds: {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
 
 #: A series as the collector keys it: (name, ((label, value), ...) sorted by label).
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]

@@ -165,3 +165,23 @@ def test_label_values_with_any_text_round_trip(store: Store) -> None:
     store.add({odd: 1}, at=ts("2024-05-01T10:00:00"))
     assert store.series_totals()[0].labels == {"namespace": 'a"b\\c\n', "package": "é{}"}
     assert store.series_keys() == [odd]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1700000000", 1700000000.0),
+        (" 1700000000.5 ", 1700000000.5),
+        ("2024-05-01", 1714521600.0),
+        ("2024-05-01T00:00:00Z", 1714521600.0),
+        ("2024-05-01T02:00:00+02:00", 1714521600.0),
+    ],
+)
+def test_parse_time_reads_iso_8601_and_unix_seconds(text: str, expected: float) -> None:
+    assert store_module.parse_time(text) == expected
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "yesterday", ""])
+def test_parse_time_refuses_what_is_not_a_finite_time(text: str) -> None:
+    with pytest.raises(ValueError, match="not a"):
+        store_module.parse_time(text)
