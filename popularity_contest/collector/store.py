@@ -37,7 +37,8 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -247,31 +248,40 @@ class Store:
             return
         moment = int(time.time() if at is None else at)
         hour = moment - moment % HOUR
+        with self._transaction() as db:
+            rows = []
+            for key, value in increments.items():
+                series_id = self._ids.get(key)
+                if series_id is None:
+                    series_id = self._create_series(key)
+                rows.append((value, series_id))
+            db.executemany("UPDATE series SET total = total + ? WHERE id = ?", rows)
+            db.executemany(
+                "INSERT INTO bucket (start, width, series_id, value) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (start, width, series_id)"
+                " DO UPDATE SET value = value + excluded.value",
+                [(hour, HOUR, series_id, value) for value, series_id in rows],
+            )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the lock: committed, or rolled back on any error.
+
+        A ``sqlite3`` error comes out as ``StoreError`` naming the file.
+        """
         with self._lock:
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    rows = []
-                    for key, value in increments.items():
-                        series_id = self._ids.get(key)
-                        if series_id is None:
-                            series_id = self._create_series(key)
-                        rows.append((value, series_id))
-                    db.executemany("UPDATE series SET total = total + ? WHERE id = ?", rows)
-                    db.executemany(
-                        "INSERT INTO bucket (start, width, series_id, value) VALUES (?, ?, ?, ?)"
-                        " ON CONFLICT (start, width, series_id)"
-                        " DO UPDATE SET value = value + excluded.value",
-                        [(hour, HOUR, series_id, value) for value, series_id in rows],
-                    )
+                    yield db
                     db.execute("COMMIT")
                 except BaseException:
                     if db.in_transaction:
                         db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as error:
-                # Ids created in the rolled-back transaction no longer exist.
+                # Series ids created in a rolled-back transaction no longer exist.
                 self._ids.clear()
                 raise self._fail(error) from None
 
@@ -295,29 +305,18 @@ class Store:
         """Sum hourly buckets older than ``retention_days`` into daily ones; count removed."""
         moment = int(time.time() if now is None else now) - int(retention_days * DAY)
         cutoff = moment - moment % DAY
-        with self._lock:
-            db = self._db
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    db.execute(
-                        "INSERT INTO bucket (start, width, series_id, value)"
-                        " SELECT start - start % ?, ?, series_id, SUM(value) FROM bucket"
-                        " WHERE width = ? AND start < ? GROUP BY start - start % ?, series_id"
-                        " ON CONFLICT (start, width, series_id)"
-                        " DO UPDATE SET value = value + excluded.value",
-                        (DAY, DAY, HOUR, cutoff, DAY),
-                    )
-                    removed = db.execute(
-                        "DELETE FROM bucket WHERE width = ? AND start < ?", (HOUR, cutoff)
-                    ).rowcount
-                    db.execute("COMMIT")
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as error:
-                raise self._fail(error) from None
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO bucket (start, width, series_id, value)"
+                " SELECT start - start % ?, ?, series_id, SUM(value) FROM bucket"
+                " WHERE width = ? AND start < ? GROUP BY start - start % ?, series_id"
+                " ON CONFLICT (start, width, series_id)"
+                " DO UPDATE SET value = value + excluded.value",
+                (DAY, DAY, HOUR, cutoff, DAY),
+            )
+            removed = db.execute(
+                "DELETE FROM bucket WHERE width = ? AND start < ?", (HOUR, cutoff)
+            ).rowcount
         return int(removed)
 
     # --- reading -----------------------------------------------------------------------
