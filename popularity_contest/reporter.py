@@ -132,7 +132,6 @@ class _Reporter:
         self.lock = _thread.allocate_lock()
         self.address = _Address(cfg.host, cfg.port)
         self.sock: Any = None
-        self.stopped = False
         self.snapshot_baseline()
 
     def snapshot_baseline(self) -> None:
