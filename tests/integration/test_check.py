@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import pytest
 
+from tests.collectorkit import Collector
 from tests.conftest import require
 
 CHECK_LINE = "python_popcon.check:1|c"
@@ -123,49 +121,13 @@ def test_check_fails_fast_on_an_unresolvable_host() -> None:
 # --- against the embedded collector ---------------------------------------------------------
 
 
-def _lines(stream: IO[str], into: queue.Queue[str]) -> None:
-    for line in stream:
-        into.put(line)
-
-
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[tuple[int, str]]:
     """A real `popularity-contest serve` on OS-assigned loopback ports: (statsd port, URL)."""
     pytest.importorskip("prometheus_client", reason="the collector extra is not installed")
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "popularity_contest", "serve",
-            "--statsd", "127.0.0.1:0", "--http", "127.0.0.1:0", "--db", str(tmp_path / "db"),
-        ],
-        env=base_env(),
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )  # fmt: skip
-    assert process.stderr is not None
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=_lines, args=(process.stderr, lines), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + TIMEOUT
-    seen: list[str] = []
-    try:
-        while True:
-            try:
-                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                pytest.fail(f"the collector did not start: {seen}")
-            seen.append(line)
-            if "listening statsd=" in line:
-                break
-            assert process.poll() is None, seen
-        fields = dict(word.split("=", 1) for word in line.split() if "=" in word)
-        statsd_port = int(fields["statsd"].rpartition(":")[2])
-        yield statsd_port, f"http://{fields['http']}"
-    finally:
-        process.terminate()
-        process.wait(timeout=TIMEOUT)
-        reader.join(timeout=TIMEOUT)  # ends at EOF, once the collector has exited
-        process.stderr.close()
+    with Collector(tmp_path / "db", timeout=TIMEOUT) as served:
+        yield served.statsd_port, served.url
+        served.stop(timeout=TIMEOUT)
 
 
 def test_expect_collector_confirms_the_collector_counted_it(collector: tuple[int, str]) -> None:

@@ -12,8 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,10 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from popularity_contest import wire
 from popularity_contest.collector.store import Store
+from tests.collectorkit import Collector
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_MAPPING = ROOT / "deploy" / "statsd-mapping.yaml"
-READY = re.compile(r"listening statsd=127\.0\.0\.1:(\d+) http=127\.0\.0\.1:(\d+)")
 STOPPED = re.compile(r"stopped: (\d+) lines received, (\d+) stored")
 HUB_PREFIX = "python_popcon.hub.hub-a.imported_package"
 DEFAULT_PREFIX = "python_popcon.imported_package"
@@ -33,56 +31,8 @@ IMPORTED = "python_popcon_imported_package_total"
 RECEIVED = "popcon_collector_lines_received_total"
 
 
-class CollectorProcess:
-    """A collector subprocess on OS-assigned ports; ready once it logs its addresses."""
-
-    def __init__(self, db: Path, *extra: str, env: dict[str, str] | None = None) -> None:
-        command = [sys.executable, "-m", "popularity_contest", "serve"]
-        command += ["--statsd", "127.0.0.1:0", "--http", "127.0.0.1:0", "--db", str(db), *extra]
-        self.log: list[str] = []
-        self.process = subprocess.Popen(
-            command,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        self._ready = threading.Event()
-        self.statsd_port = self.http_port = 0
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.log.append(line)
-            found = READY.search(line)
-            if found:
-                self.statsd_port, self.http_port = int(found.group(1)), int(found.group(2))
-                self._ready.set()
-        self.process.stderr.close()
-        self._ready.set()
-
-    def wait_ready(self, timeout: float = 20) -> CollectorProcess:
-        assert self._ready.wait(timeout), "no listening line"
-        assert self.http_port, "collector exited:\n" + self.text()
-        return self
-
-    def text(self) -> str:
-        return "".join(self.log)
-
-    def send(self, *datagrams: bytes) -> None:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            for datagram in datagrams:
-                sock.sendto(datagram, ("127.0.0.1", self.statsd_port))
-
-    def get(self, path: str) -> tuple[int, str]:
-        url = f"http://127.0.0.1:{self.http_port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                return response.status, response.read().decode("utf-8")
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode("utf-8")
+class CollectorProcess(Collector):
+    """A collector on OS-assigned ports, with its /metrics samples at hand."""
 
     def samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         status, text = self.get("/metrics")
@@ -93,23 +43,8 @@ class CollectorProcess:
             for s in family.samples
         }
 
-    def wait_until(
-        self, predicate: Callable[[], bool], timeout: float = 15, what: str = "condition"
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert self.process.poll() is None, "collector died:\n" + self.text()
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.02)
-
     def received(self) -> float:
         return self.samples()[(RECEIVED, ())]
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        self.process.send_signal(sig)
-        code = self.process.wait(20)
-        self._reader.join(5)
-        return code
 
 
 @pytest.fixture
@@ -121,14 +56,11 @@ def collectors(tmp_path: Path) -> Iterator[Callable[..., CollectorProcess]]:
     ) -> CollectorProcess:
         collector = CollectorProcess(db or tmp_path / "popcon.sqlite3", *extra, env=env)
         started.append(collector)
-        return collector.wait_ready()
+        return collector
 
     yield start
     for collector in started:
-        if collector.process.poll() is None:
-            collector.process.kill()
-            collector.process.wait(10)
-        collector._reader.join(5)
+        collector.close()
 
 
 def report(prefix: str, packages: list[str]) -> list[bytes]:

@@ -17,10 +17,8 @@ goes through Prometheus' HTTP API and is compared with what the test produced:
 from __future__ import annotations
 
 import json
-import signal
 import socket
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,14 +28,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.collectorkit import Collector, free_port, wait_until
 from tests.conftest import require_system
 from tests.envkit import REPO, Env, clean_env
-from tests.integration.prometheus import (
-    PrometheusServer,
-    free_port,
-    http_get,
-    wait_until,
-)
+from tests.integration.prometheus import PrometheusServer, http_get
 
 DASHBOARD = REPO / "deploy/grafana/popularity-contest.json"
 IMPORTED = "python_popcon_imported_package_total"
@@ -82,69 +76,24 @@ def phase_truth(phase: int) -> Counter[Key]:
     return truth
 
 
-class Collector:
-    """``popularity-contest serve`` in a subprocess, on fixed ports so it can restart."""
+def start_collector(statsd_port: int, http_port: int, db: Path, log: Path) -> Collector:
+    """``popularity-contest serve`` on fixed ports, so that it can restart on them."""
+    mapping = str(REPO / "deploy/statsd-mapping.yaml")
+    return Collector(
+        db, "--mapping", mapping, log=log, statsd_port=statsd_port, http_port=http_port
+    )
 
-    def __init__(self, statsd_port: int, http_port: int, db: Path, log: Path) -> None:
-        self.statsd_port = statsd_port
-        self.url = f"http://127.0.0.1:{http_port}"
-        self._log = log.open("ab")
-        self.log = log
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "popularity_contest",
-                "serve",
-                "--statsd",
-                f"127.0.0.1:{statsd_port}",
-                "--http",
-                f"127.0.0.1:{http_port}",
-                "--db",
-                str(db),
-                "--mapping",
-                str(REPO / "deploy/statsd-mapping.yaml"),
-            ],
-            cwd=REPO,
-            env=clean_env(),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(self._ready, "the collector's /metrics")
 
-    def _ready(self) -> bool | None:
-        if self.process.poll() is not None:
-            raise AssertionError(f"collector exited:\n{self.log.read_text()}")
-        try:
-            http_get(f"{self.url}/metrics", timeout=1)
-        except OSError:
-            return None
-        return True
-
-    def counts(self) -> Counter[Key]:
-        text = http_get(f"{self.url}/metrics").decode()
-        found: Counter[Key] = Counter()
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name in {IMPORTED, USER_IMPORTED, PROCESSES}:
-                    labels = sample.labels
-                    value = labels.get("package", "")
-                    found[sample.name, labels.get("namespace", ""), value] = int(sample.value)
-        return found
-
-    def send_raw(self, lines: list[str]) -> None:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            for line in lines:
-                s.sendto(line.encode(), ("127.0.0.1", self.statsd_port))
-
-    def close(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
+def counts(collector: Collector) -> Counter[Key]:
+    text = http_get(f"{collector.url}/metrics").decode()
+    found: Counter[Key] = Counter()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in {IMPORTED, USER_IMPORTED, PROCESSES}:
+                labels = sample.labels
+                value = labels.get("package", "")
+                found[sample.name, labels.get("namespace", ""), value] = int(sample.value)
+    return found
 
 
 @dataclass
@@ -185,15 +134,15 @@ def run_phase(env: Env, collector: Collector, phase: int, expected: Counter[Key]
         out, err = process.communicate(timeout=60)
         assert process.returncode == 0, err
         assert out == err == b""
-    collector.send_raw(
-        [
-            f"python_popcon.hub.{namespace}.user_imported_package.{package}:1|c"
+    collector.send(
+        *[
+            f"python_popcon.hub.{namespace}.user_imported_package.{package}:1|c".encode()
             for namespace, package in USER_LINES[phase]
         ]
     )
 
     def arrived() -> bool | None:
-        return True if collector.counts() == +expected else None
+        return True if counts(collector) == +expected else None
 
     wait_until(arrived, f"phase {phase + 1}'s counts in the collector")
 
@@ -210,7 +159,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     env.add_dist("delta", {"delta.py": ""})
 
     statsd_port, http_port = free_port(socket.SOCK_DGRAM), free_port()
-    collector = Collector(statsd_port, http_port, work / "one.sqlite", work / "collector.log")
+    collector = start_collector(statsd_port, http_port, work / "one.sqlite", work / "collector.log")
     prometheus = PrometheusServer(binary, work / "prometheus", {JOB: f"127.0.0.1:{http_port}"})
     try:
         scenario = Scenario(prometheus, json.loads(DASHBOARD.read_text("utf-8")))
@@ -220,7 +169,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             scenario.marks.append(prometheus.wait_for_scrape(JOB) + 0.01)
         # A restart that loses the counts, as statsd_exporter's restarts do.
         collector.close()
-        collector = Collector(statsd_port, http_port, work / "two.sqlite", work / "collector.log")
+        collector = start_collector(
+            statsd_port, http_port, work / "two.sqlite", work / "collector.log"
+        )
         run_phase(env, collector, 2, phase_truth(2))
         scenario.marks.append(prometheus.wait_for_scrape(JOB) + 0.01)
         yield scenario

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,18 +24,13 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
+from tests.collectorkit import free_port, stop_process
 from tests.conftest import require
 
 SERVICE = "popularity-contest"
 PREFIX = f"/services/{SERVICE}/"
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 DEADLINE = 40.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -138,12 +132,7 @@ c.JupyterHub.load_roles = [{{
             time.sleep(0.2)
         yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=15)
 
 
 def log_in(hub: Hub, user: str) -> tuple[urllib.request.OpenerDirector, int, str, str]:

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.collectorkit import Collector
 from tests.conftest import require_system
 from tests.envkit import REPO
-from tests.integration.test_report_cli import Collector, build_env, feed
+from tests.integration.test_report_cli import build_env, feed, start_collector
 
 ARTIFACTS = REPO / "test-artifacts"
 
@@ -36,11 +37,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     chromium = require_system("chromium", "chromium")
     root = tmp_path_factory.mktemp("page")
     env = build_env(root / "venv")
-    collector = Collector(
-        root / "popcon.sqlite3",
-        root / "collector.log",
-        environment=str(env.python),
-        extra_env={"PYTHON_POPCONTEST_SERVE_MIN_PROCESSES": "2"},
+    collector = start_collector(
+        root,
+        "--environment",
+        str(env.python),
+        env={"PYTHON_POPCONTEST_SERVE_MIN_PROCESSES": "2"},
     )
     try:
         feed(env, collector)
@@ -144,7 +145,7 @@ def test_screenshot_is_kept_as_an_artifact(served: Served) -> None:
 
 
 def test_json_api_applies_the_threshold_too(served: Served) -> None:
-    get = served.collector.get
+    get = served.collector.read
     # The API's rows are per hub and package: only hub-a's alpha (3) reaches 2.
     totals = json.loads(get("/api/v1/packages"))["totals"]
     assert [(r["namespace"], r["package"], r["count"]) for r in totals] == [("hub-a", "alpha", 3)]

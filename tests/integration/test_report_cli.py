@@ -12,11 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
-import signal
 import subprocess
 import sys
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.collectorkit import Collector, wait_until
 from tests.conftest import require_system
 from tests.envkit import REPO, Env, clean_env
-from tests.integration.prometheus import PrometheusServer, wait_until
+from tests.integration.prometheus import PrometheusServer
 
 NO_HUB = ""
 # (hub, packages imported) for each reporter process.
@@ -39,7 +37,6 @@ PROCESSES: list[tuple[str, tuple[str, ...]]] = [
     ("hub-b", ("beta",)),
     (NO_HUB, ("delta",)),
 ]
-LISTENING = re.compile(r"listening statsd=127\.0\.0\.1:(\d+) http=127\.0\.0\.1:(\d+)")
 
 
 def truth(hub: str | None = None) -> tuple[Counter[str], int]:
@@ -88,66 +85,23 @@ def build_env(root: Path) -> Env:
     return env
 
 
-class Collector:
-    """``popularity-contest serve`` on OS-assigned loopback ports."""
+def start_collector(root: Path, *extra: str, env: dict[str, str] | None = None) -> Collector:
+    """``popularity-contest serve`` on OS-assigned loopback ports, flushing every 50 ms."""
+    return Collector(
+        root / "popcon.sqlite3",
+        *extra,
+        log=root / "collector.log",
+        env={
+            "PYTHON_POPCONTEST_DISABLE": "1",
+            "PYTHON_POPCONTEST_SERVE_FLUSH_INTERVAL": "0.05",
+            **(env or {}),
+        },
+    )
 
-    def __init__(
-        self,
-        db: Path,
-        log: Path,
-        environment: str | None = None,
-        extra_env: dict[str, str] | None = None,
-    ) -> None:
-        self.log_path = log
-        self._log = log.open("wb")
-        command = [sys.executable, "-m", "popularity_contest", "serve"]
-        command += ["--statsd", "127.0.0.1:0", "--http", "127.0.0.1:0", "--db", str(db)]
-        if environment is not None:
-            command += ["--environment", environment]
-        self.process = subprocess.Popen(
-            command,
-            env=clean_env(
-                {
-                    "PYTHON_POPCONTEST_DISABLE": "1",
-                    "PYTHON_POPCONTEST_SERVE_FLUSH_INTERVAL": "0.05",
-                    **(extra_env or {}),
-                }
-            ),
-            stdout=subprocess.DEVNULL,
-            stderr=self._log,
-        )
-        statsd, http = wait_until(self._listening, "the collector's listening line")
-        self.statsd_port = statsd
-        self.url = f"http://127.0.0.1:{http}"
-        self.address = f"127.0.0.1:{http}"
 
-    def _listening(self) -> tuple[int, int] | None:
-        text = self.log_path.read_text(errors="replace")
-        match = LISTENING.search(text)
-        if match is None:
-            if self.process.poll() is not None:
-                raise AssertionError(f"collector exited:\n{text}")
-            return None
-        return int(match.group(1)), int(match.group(2))
-
-    def get(self, path: str) -> bytes:
-        with urllib.request.urlopen(self.url + path, timeout=10) as response:  # noqa: S310
-            body: bytes = response.read()
-            return body
-
-    def stored_processes(self) -> int:
-        document = json.loads(self.get("/api/v1/packages?metric=processes_reported"))
-        return sum(int(row["count"]) for row in document["totals"])
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+def stored_processes(collector: Collector) -> int:
+    document = json.loads(collector.read("/api/v1/packages?metric=processes_reported"))
+    return sum(int(row["count"]) for row in document["totals"])
 
 
 def feed(env: Env, collector: Collector) -> None:
@@ -167,7 +121,7 @@ def feed(env: Env, collector: Collector) -> None:
         )
         assert done.returncode == 0, done.stderr
     wait_until(
-        lambda: True if collector.stored_processes() == len(PROCESSES) else None,
+        lambda: True if stored_processes(collector) == len(PROCESSES) else None,
         "the collector to store every process's report",
     )
 
@@ -183,7 +137,7 @@ class Scenario:
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     root = tmp_path_factory.mktemp("report")
     env = build_env(root / "venv")
-    collector = Collector(root / "popcon.sqlite3", root / "collector.log")
+    collector = start_collector(root)
     try:
         feed(env, collector)
         yield Scenario(env, root / "popcon.sqlite3", collector)

@@ -9,39 +9,18 @@ are checked by the real query engine rather than by a re-implementation.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
+from tests.collectorkit import free_port, stop_process, wait_until
 
 SCRAPE_INTERVAL = 1.0
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port the OS just handed out on 127.0.0.1 (TCP or UDP), free again now."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_until(check: Callable[[], T | None], what: str, timeout: float = 20) -> T:
-    """Poll ``check`` until it returns something other than None; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def http_get(url: str, timeout: float = 5) -> bytes:
@@ -136,12 +115,7 @@ class PrometheusServer:
         return wait_until(lambda: self.scraped_after(job, moment), f"a scrape of {job}")
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self._log.close()
 
 
