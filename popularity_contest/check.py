@@ -187,14 +187,8 @@ def would_report(
         if found is None:
             continue
         kind, dist = found
-        stem = (
-            cfg.prefix
-            if kind == packages.SITE
-            else wire.sibling(cfg.prefix, wire.USER_IMPORTED_PACKAGE)
-        )
-        rows.append(
-            {"package": name, "kind": kind, "distribution": dist.name, "name": f"{stem}.{name}"}
-        )
+        statsd_name = wire.package_name(cfg.prefix, name, user_site=kind == packages.USER)
+        rows.append({"package": name, "kind": kind, "distribution": dist.name, "name": statsd_name})
     return rows
 
 

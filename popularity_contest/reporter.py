@@ -161,10 +161,11 @@ class _Reporter:
             if found is None:
                 continue
             kind, dist = found
-            leaf = wire.USER_IMPORTED_PACKAGE if kind == packages.USER else None
-            prefix = wire.sibling(cfg.prefix, leaf) if leaf else cfg.prefix
             if wire.is_safe_component(name):
-                lines.append(wire.counter_line(f"{prefix}.{name}"))
+                user_site = kind == packages.USER
+                lines.append(
+                    wire.counter_line(wire.package_name(cfg.prefix, name, user_site=user_site))
+                )
             if (
                 cfg.count_distributions
                 and dist.name not in self.distributions_sent

@@ -52,6 +52,13 @@ def sibling(prefix: str, leaf: str) -> str:
     return f"{parent}.{leaf}" if dot else f"{prefix}.{leaf}"
 
 
+def package_name(prefix: str, package: str, *, user_site: bool = False) -> str:
+    """The counter name for a package: ``<prefix>.<package>``, or, for one from the user
+    site directory, ``user_imported_package`` beside the prefix (see ``sibling``)."""
+    stem = sibling(prefix, USER_IMPORTED_PACKAGE) if user_site else prefix
+    return f"{stem}.{package}"
+
+
 def counter_line(name: str, value: int = 1) -> str:
     """One statsd counter increment, exactly as ``statsd.StatsClient.incr`` writes it."""
     return f"{name}:{value}|c"

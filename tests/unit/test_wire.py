@@ -97,3 +97,19 @@ def test_datagrams_stay_below_the_limit() -> None:
     datagrams = wire.pack(lines, 512)
     assert all(len(d) < 512 for d in datagrams)
     assert b"\n".join(datagrams).decode().split("\n") == lines
+
+
+@pytest.mark.parametrize(
+    ("prefix", "user_site", "expected"),
+    [
+        ("python_popcon.imported_package", False, "python_popcon.imported_package.numpy"),
+        ("python_popcon.imported_package", True, "python_popcon.user_imported_package.numpy"),
+        (
+            "python_popcon.hub.ns.imported_package",
+            True,
+            "python_popcon.hub.ns.user_imported_package.numpy",
+        ),
+    ],
+)
+def test_package_names(prefix: str, user_site: bool, expected: str) -> None:
+    assert wire.package_name(prefix, "numpy", user_site=user_site) == expected
