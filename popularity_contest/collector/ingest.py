@@ -20,9 +20,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 
-from popularity_contest import wire
 from popularity_contest.collector.mapping import Mapper
 from popularity_contest.collector.store import SeriesKey
+from popularity_contest.inprocess import lines as wire
 
 #: One line never adds more than this to a counter: a reporter sends 1 per process, so a
 #: larger increment (or a tiny sample rate inflating one) is somebody else's data or an attack.

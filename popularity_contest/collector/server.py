@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from types import FrameType
 
-from popularity_contest import config as env
-from popularity_contest.collector import hubauth
-from popularity_contest.collector.api import Api, Responder, handler_class
 from popularity_contest.collector.exposition import PopconCollector, registry_for
 from popularity_contest.collector.ingest import Ingest
 from popularity_contest.collector.mapping import Mapper, MappingError
 from popularity_contest.collector.store import SeriesKey, Store, StoreError
+from popularity_contest.collector.web import hubauth
+from popularity_contest.collector.web.api import Api, Responder, handler_class
+from popularity_contest.inprocess import settings as env
 
 log = logging.getLogger("popularity_contest.serve")
 
@@ -452,6 +452,6 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         log.error("cannot start: %s", error)  # noqa: TRY400 - one clear line, no traceback
         return 2
-    from popularity_contest import page
+    from popularity_contest.collector.web import page
 
     return Server(config, page=page.hook(config.environment, config.min_processes)).run()

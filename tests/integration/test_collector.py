@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from popularity_contest import wire
 from popularity_contest.collector.store import Store
+from popularity_contest.inprocess import lines as wire
 from tests.collectorkit import Collector
 
 ROOT = Path(__file__).resolve().parents[2]

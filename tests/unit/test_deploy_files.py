@@ -20,8 +20,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from popularity_contest import config, install, wire
+from popularity_contest import activation as install
 from popularity_contest.collector.mapping import Mapper
+from popularity_contest.inprocess import lines as wire
+from popularity_contest.inprocess import settings as config
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.registry import CollectorRegistry
 
-from popularity_contest.collector import hubauth
-from popularity_contest.collector.api import Api, Response, strip_prefix
 from popularity_contest.collector.store import Store
+from popularity_contest.collector.web import hubauth
+from popularity_contest.collector.web.api import Api, Response, strip_prefix
 
 auth_module = pytest.importorskip("jupyterhub.services.auth")
 

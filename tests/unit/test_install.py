@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from popularity_contest import check, install
+from popularity_contest import activation as install
+from popularity_contest.commands import check
 
 
 def fake_env(root: Path, *, site: bool = True, marker: bool = True) -> Path:

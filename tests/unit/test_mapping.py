@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from popularity_contest import wire
 from popularity_contest.collector.mapping import Mapper, MappingError, escape_metric_name
+from popularity_contest.inprocess import lines as wire
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_MAPPING = ROOT / "deploy" / "statsd-mapping.yaml"

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from popularity_contest import sources
-from popularity_contest.report import Row, render, table, top_packages
-from popularity_contest.sources import Window, parse_age, parse_time, promql, window
-from popularity_contest.unused import Installed, interpreter, judge
-from popularity_contest.unused import render as render_unused
+from popularity_contest.answers import sources
+from popularity_contest.answers.ranking import Row, render, table, top_packages
+from popularity_contest.answers.sources import Window, parse_age, parse_time, promql, window
+from popularity_contest.answers.unused import Installed, interpreter, judge
+from popularity_contest.answers.unused import render as render_unused
 
 PACKAGES = {
     ("hub-a", "numpy"): 3.0,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from popularity_contest.sources import PROMQL, counted
+from popularity_contest.answers.sources import PROMQL, counted
 from tests.envkit import REPO
 
 DASHBOARD = REPO / "deploy/grafana/popularity-contest.json"

@@ -7,7 +7,7 @@ import statsd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from popularity_contest import wire
+from popularity_contest.inprocess import lines as wire
 
 
 @pytest.mark.parametrize(

@@ -227,6 +227,6 @@ def open_source(db: str | None, prometheus: str | None) -> Source:
         return PrometheusSource(prometheus)
     if db:
         return StoreSource.open(db)
-    from popularity_contest import config
+    from popularity_contest.inprocess import settings as config
 
     return StoreSource.open(config.default_db_path())

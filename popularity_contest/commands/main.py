@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="the environment's prefix (default: this interpreter's sys.prefix)",
         )
         _add_format(cmd, ("table", "json"))
-        cmd.set_defaults(target="popularity_contest.install:run")
+        cmd.set_defaults(target="popularity_contest.activation:run")
 
     check = sub.add_parser("check", help="show the configuration and send a test counter")
     check.add_argument(
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--timeout", type=float, default=2.0, help="seconds to wait (default 2)")
     _add_format(check, ("table", "json"))
-    check.set_defaults(target="popularity_contest.check:run")
+    check.set_defaults(target="popularity_contest.commands.check:run")
 
     serve = sub.add_parser("serve", help="run the embedded collector (statsd in, HTTP out)")
     serve.add_argument("--statsd", metavar="HOST:PORT", help="UDP address (127.0.0.1:8125)")
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--limit", type=int, default=None, help="show at most N packages")
     _add_format(report)
-    report.set_defaults(target="popularity_contest.report:run_report")
+    report.set_defaults(target="popularity_contest.answers.ranking:run_report")
 
     unused = sub.add_parser("unused", help="installed packages nobody imported in a window")
     target = unused.add_mutually_exclusive_group()
@@ -125,13 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source(unused)
     _add_window(unused)
     _add_format(unused, ("table", "json", "csv", "requirements"))
-    unused.set_defaults(target="popularity_contest.report:run_unused")
+    unused.set_defaults(target="popularity_contest.answers.ranking:run_unused")
 
     demo = sub.add_parser(
         "demo", help="start a collector, run instrumented Python processes, show the counts"
     )
     demo.add_argument("--keep", action="store_true", help="keep the collector running")
-    demo.set_defaults(target="popularity_contest.demo:run")
+    demo.set_defaults(target="popularity_contest.commands.demo:run")
     return parser
 
 

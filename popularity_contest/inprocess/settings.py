@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from popularity_contest import wire
+from popularity_contest.inprocess import lines as wire
 
 # Only for annotations: `collections.abc` is not loaded at start-up and costs ~1 ms.
 TYPE_CHECKING = False

@@ -34,7 +34,7 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from popularity_contest.collector.api import Response, strip_prefix
+from popularity_contest.collector.web.api import Response, strip_prefix
 
 log = logging.getLogger("popularity_contest.serve")
 

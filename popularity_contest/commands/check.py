@@ -26,7 +26,10 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from popularity_contest import config, install, packages, wire
+from popularity_contest import activation as install
+from popularity_contest.inprocess import classify as packages
+from popularity_contest.inprocess import lines as wire
+from popularity_contest.inprocess import settings as config
 
 #: The last component of the test counter's name (see ``test_counter_name``).
 CHECK_LEAF = "check"

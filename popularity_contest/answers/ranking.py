@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from popularity_contest.sources import SourceError, Window, iso, open_source, window
+from popularity_contest.answers.sources import SourceError, Window, iso, open_source, window
 
 NO_HUB = "(no hub)"
 
@@ -183,7 +183,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_unused(args: argparse.Namespace) -> int:
-    """The ``unused`` subcommand (see popularity_contest.unused)."""
-    from popularity_contest import unused
+    """The ``unused`` subcommand (see popularity_contest.answers.unused)."""
+    from popularity_contest.answers import unused
 
     return unused.run(args)

@@ -34,8 +34,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from popularity_contest.report import NO_HUB, fail, table, to_csv
-from popularity_contest.sources import SourceError, Window, open_source, window
+from popularity_contest.answers.ranking import NO_HUB, fail, table, to_csv
+from popularity_contest.answers.sources import SourceError, Window, open_source, window
 
 VERDICTS = ("used", "infrastructure", "dependency", "unused")
 ALWAYS_INFRASTRUCTURE = frozenset({"ipykernel", "pip", "setuptools", "wheel", "popularity-contest"})
