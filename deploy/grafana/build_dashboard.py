@@ -15,13 +15,14 @@ from typing import Any
 
 # The counting expression is the one `popularity-contest report --prometheus` sends, so the
 # dashboard and the command can never disagree (see its docstring for the four cases).
+from popularity_contest import names
 from popularity_contest.answers.sources import counted
 
 OUTPUT = Path(__file__).with_name("popularity-contest.json")
 
-IMPORTED = "python_popcon_imported_package_total"
-USER_IMPORTED = "python_popcon_user_imported_package_total"
-PROCESSES = "python_popcon_processes_reported_total"
+IMPORTED = names.IMPORTED_PACKAGE
+USER_IMPORTED = names.USER_IMPORTED_PACKAGE
+PROCESSES = names.PROCESSES_REPORTED
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 

@@ -26,12 +26,11 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from popularity_contest.collector.store import (
-    IMPORTED_PACKAGE,
-    PROCESSES_REPORTED,
     Store,
     StoreError,
     parse_time,
 )
+from popularity_contest.names import IMPORTED_PACKAGE, PROCESSES_REPORTED
 
 
 def counted(metric: str, window: str) -> str:
@@ -227,6 +226,6 @@ def open_source(db: str | None, prometheus: str | None) -> Source:
         return PrometheusSource(prometheus)
     if db:
         return StoreSource.open(db)
-    from popularity_contest.inprocess import settings as config
+    from popularity_contest.collector.settings import default_db_path
 
-    return StoreSource.open(config.default_db_path())
+    return StoreSource.open(default_db_path())

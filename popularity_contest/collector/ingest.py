@@ -20,9 +20,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 
+from popularity_contest.collector import statsd_line
 from popularity_contest.collector.mapping import Mapper
 from popularity_contest.collector.store import SeriesKey
-from popularity_contest.inprocess import lines as wire
 
 #: One line never adds more than this to a counter: a reporter sends 1 per process, so a
 #: larger increment (or a tiny sample rate inflating one) is somebody else's data or an attack.
@@ -99,8 +99,8 @@ class Ingest:
         except UnicodeDecodeError:
             return "bad:malformed_line"
         try:
-            name, tags, samples = wire.parse_line(line)
-        except wire.LineError as error:
+            name, tags, samples = statsd_line.parse_line(line)
+        except statsd_line.LineError as error:
             return f"bad:{error.reason}"
         if any(stat_type != "c" for _, stat_type in samples):
             return "ignored"

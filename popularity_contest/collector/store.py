@@ -43,13 +43,29 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from popularity_contest.names import (  # re-exported: part of the Store API
+    IMPORTED_PACKAGE,
+    LIBRARY_USED,
+    PROCESSES_REPORTED,
+    USER_IMPORTED_PACKAGE,
+)
+
 HOUR = 3600
 DAY = 86400
 AGGREGATES = ("hour", "day", "week", "month", "quarter", "year")
-IMPORTED_PACKAGE = "python_popcon_imported_package_total"
-USER_IMPORTED_PACKAGE = "python_popcon_user_imported_package_total"
-PROCESSES_REPORTED = "python_popcon_processes_reported_total"
-LIBRARY_USED = "python_popcon_library_used_total"
+__all__ = [
+    "AGGREGATES",
+    "IMPORTED_PACKAGE",
+    "LIBRARY_USED",
+    "PROCESSES_REPORTED",
+    "USER_IMPORTED_PACKAGE",
+    "Count",
+    "SeriesKey",
+    "Store",
+    "StoreError",
+    "Total",
+    "parse_time",
+]
 
 
 def parse_time(text: str) -> float:

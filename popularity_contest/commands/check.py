@@ -27,17 +27,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from popularity_contest import activation as install
+from popularity_contest import names
 from popularity_contest.inprocess import classify as packages
 from popularity_contest.inprocess import lines as wire
 from popularity_contest.inprocess import settings as config
 
-#: The last component of the test counter's name (see ``test_counter_name``).
-CHECK_LEAF = "check"
-#: Prometheus name of the test counter once mapped (``deploy/statsd-mapping.yaml``).
-CHECK_METRIC = "python_popcon_check_total"
 #: What shows on the collector's ``/metrics`` when the test counter arrives, best first: the
 #: mapped counter itself, else the embedded collector's count of statsd lines received.
-EVIDENCE = (CHECK_METRIC, "popcon_collector_lines_received_total")
+EVIDENCE = (names.CHECK, names.LINES_RECEIVED)
 #: Seconds to wait for an ICMP "port unreachable" after sending.
 _REFUSAL_WAIT = 0.25
 
@@ -46,7 +43,7 @@ Resolver = Callable[..., Any]
 
 def test_counter_name(prefix: str) -> str:
     """``python_popcon.imported_package`` -> ``python_popcon.check``."""
-    return wire.sibling(prefix, CHECK_LEAF)
+    return wire.sibling(prefix, names.LEAF_CHECK)
 
 
 def resolve(
@@ -242,7 +239,7 @@ def gather(
             warnings.append(f"the {method} file differs from this version's: reinstall it")
 
     result["would_report"] = would_report(cfg)
-    result["processes_counter"] = wire.sibling(cfg.prefix, wire.PROCESSES_REPORTED)
+    result["processes_counter"] = wire.sibling(cfg.prefix, names.LEAF_PROCESSES_REPORTED)
 
     name = test_counter_name(cfg.prefix)
     result["test_counter"] = {"name": name, "sent": False, "error": None}

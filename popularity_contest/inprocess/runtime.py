@@ -38,6 +38,7 @@ import sys
 from popularity_contest.inprocess import classify as packages
 from popularity_contest.inprocess import lines as wire
 from popularity_contest.inprocess import settings as _config
+from popularity_contest.names import LEAF_LIBRARY_USED, LEAF_PROCESSES_REPORTED
 
 # `typing` costs milliseconds to import and is not loaded at start-up: only mypy sees this.
 TYPE_CHECKING = False
@@ -174,7 +175,7 @@ class _Reporter:
             ):
                 self.distributions_sent.add(dist.name)
                 lines.append(
-                    wire.counter_line(f"{wire.sibling(cfg.prefix, wire.LIBRARY_USED)}.{dist.name}")
+                    wire.counter_line(f"{wire.sibling(cfg.prefix, LEAF_LIBRARY_USED)}.{dist.name}")
                 )
         return lines
 
@@ -198,7 +199,7 @@ class _Reporter:
     def emit(self, lines: list[str], wait: float, final: bool = False) -> None:
         if not self.process_counted and (lines or final):
             self.process_counted = True
-            name = wire.sibling(self.config.prefix, wire.PROCESSES_REPORTED)
+            name = wire.sibling(self.config.prefix, LEAF_PROCESSES_REPORTED)
             lines.insert(0, wire.counter_line(name))
         self.outbox.extend(lines)
         if not self.outbox:

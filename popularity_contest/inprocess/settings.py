@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from popularity_contest import names
 from popularity_contest.inprocess import lines as wire
 
 # Only for annotations: `collections.abc` is not loaded at start-up and costs ~1 ms.
@@ -31,7 +32,7 @@ COUNT_LOCAL = ENV_PREFIX + "COUNT_LOCAL"
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8125
-DEFAULT_PREFIX = "python_popcon.imported_package"
+DEFAULT_PREFIX = names.DEFAULT_PREFIX
 # 512 bytes fits any network path without fragmentation (it is also what the `statsd`
 # package's pipeline uses); 65,000 is just under the largest UDP payload.
 DEFAULT_MAX_DATAGRAM = 512
@@ -43,7 +44,8 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
-def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+def flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    """A yes/no variable: ``1 true yes on`` or ``0 false no off`` (any case), else ``default``."""
     value = environ.get(name)
     if value is None:
         return default
@@ -118,8 +120,8 @@ class ReporterConfig:
 def reporter_config(environ: Mapping[str, str] | None = None) -> ReporterConfig:
     """Read the reporter's configuration; never raises."""
     env = os.environ if environ is None else environ
-    debug = _flag(env, DEBUG, False)
-    disabled = _flag(env, DISABLE, False)
+    debug = flag(env, DEBUG, False)
+    disabled = flag(env, DISABLE, False)
     problem = None
 
     host = env.get(HOST, DEFAULT_HOST).strip()
@@ -153,56 +155,10 @@ def reporter_config(environ: Mapping[str, str] | None = None) -> ReporterConfig:
         port=port,
         prefix=prefix,
         max_datagram=max_datagram,
-        eager=_flag(env, EAGER, True),
-        count_distributions=_flag(env, COUNT_DISTRIBUTIONS, False),
-        count_local=_flag(env, COUNT_LOCAL, False),
+        eager=flag(env, EAGER, True),
+        count_distributions=flag(env, COUNT_DISTRIBUTIONS, False),
+        count_local=flag(env, COUNT_LOCAL, False),
         debug=debug,
         disabled=disabled or problem is not None,
         problem=problem,
     )
-
-
-# --- The embedded collector (`popularity-contest serve`) ----------------------------------
-# Read by popularity_contest.collector.server (which turns them into its Config); command-line
-# flags win over these. Listed here so that every variable the project reads is in one file.
-
-SERVE_STATSD = ENV_PREFIX + "SERVE_STATSD"  # HOST:PORT of the UDP statsd listener
-SERVE_HTTP = ENV_PREFIX + "SERVE_HTTP"  # HOST:PORT of the HTTP server
-SERVE_DB = ENV_PREFIX + "SERVE_DB"  # path of the SQLite store
-SERVE_MAPPING = ENV_PREFIX + "SERVE_MAPPING"  # statsd_exporter mapping file
-SERVE_ENVIRONMENT = ENV_PREFIX + "SERVE_ENVIRONMENT"  # interpreter whose packages the page lists
-SERVE_FLUSH_INTERVAL = ENV_PREFIX + "SERVE_FLUSH_INTERVAL"  # seconds between store commits
-SERVE_HOURLY_RETENTION = ENV_PREFIX + "SERVE_HOURLY_RETENTION"  # days kept hourly, then daily
-SERVE_MAX_SERIES = ENV_PREFIX + "SERVE_MAX_SERIES"  # distinct series stored at most
-SERVE_MAX_DATAGRAM = ENV_PREFIX + "SERVE_MAX_DATAGRAM"  # larger datagrams are dropped
-SERVE_RCVBUF = ENV_PREFIX + "SERVE_RCVBUF"  # UDP receive buffer requested, in bytes
-
-DEFAULT_SERVE_STATSD = "127.0.0.1:8125"
-DEFAULT_SERVE_HTTP = "127.0.0.1:9102"  # statsd_exporter's port
-DEFAULT_FLUSH_INTERVAL = 1.0
-DEFAULT_HOURLY_RETENTION_DAYS = 90
-DEFAULT_MAX_SERIES = 100_000
-DEFAULT_SERVE_MAX_DATAGRAM = MAX_MAX_DATAGRAM
-DEFAULT_RCVBUF = 8 * 1024 * 1024
-DB_FILE_NAME = "popcon.sqlite3"
-
-
-def default_db_path(environ: Mapping[str, str] | None = None) -> str:
-    """``$XDG_DATA_HOME/popularity-contest/popcon.sqlite3`` (``~/.local/share`` by default)."""
-    env = os.environ if environ is None else environ
-    data_home = env.get("XDG_DATA_HOME", "").strip()
-    if not data_home or not os.path.isabs(data_home):  # the XDG spec ignores relative paths
-        data_home = os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(data_home, "popularity-contest", DB_FILE_NAME)
-
-
-# --- Reports and the page -------------------------------------------------------------------
-# The privacy threshold of the collector's page and JSON/CSV API: packages reported by fewer
-# processes are not shown (`report`/`unused` take --min-processes instead).
-SERVE_MIN_PROCESSES = ENV_PREFIX + "SERVE_MIN_PROCESSES"
-DEFAULT_MIN_PROCESSES = 1
-
-# --- The collector as a JupyterHub service ----------------------------------------------------
-# Run by a hub (JUPYTERHUB_API_TOKEN set), the page and API need a hub login; /healthz and
-# /metrics stay open unless this is 1 (then Prometheus sends a hub token with the scope).
-SERVE_METRICS_AUTH = ENV_PREFIX + "SERVE_METRICS_AUTH"

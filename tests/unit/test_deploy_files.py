@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from popularity_contest import activation as install
+from popularity_contest import names
 from popularity_contest.collector.mapping import Mapper
 from popularity_contest.inprocess import lines as wire
 from popularity_contest.inprocess import settings as config
@@ -96,12 +97,12 @@ def expected_names(prefix: str) -> list[tuple[str, str, dict[str, str]]]:
     rows = []
     for package in PACKAGES:
         rows.append((f"{prefix}.{package}", IMPORTED, {"package": package}))
-        user = wire.sibling(prefix, wire.USER_IMPORTED_PACKAGE)
+        user = wire.sibling(prefix, names.LEAF_USER_IMPORTED_PACKAGE)
         rows.append((f"{user}.{package}", USER_IMPORTED, {"package": package}))
     for dist in DISTRIBUTIONS:
-        library = wire.sibling(prefix, wire.LIBRARY_USED)
+        library = wire.sibling(prefix, names.LEAF_LIBRARY_USED)
         rows.append((f"{library}.{dist}", LIBRARY, {"distribution": dist}))
-    rows.append((wire.sibling(prefix, wire.PROCESSES_REPORTED), PROCESSES, {}))
+    rows.append((wire.sibling(prefix, names.LEAF_PROCESSES_REPORTED), PROCESSES, {}))
     # `popularity-contest check`'s test counter: mapped, so it never counts as unmapped.
     rows.append((wire.sibling(prefix, "check"), CHECK, {}))
     return rows

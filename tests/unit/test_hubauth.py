@@ -398,7 +398,7 @@ def test_static_files_get_an_etag_a_day_of_caching_and_304(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(("variable", "expected"), [("", False), ("1", True), ("no", False)])
 def test_serve_config_reads_the_hub_variables(variable: str, expected: bool) -> None:
-    from popularity_contest.collector.server import Config
+    from popularity_contest.collector.settings import Config
 
     environ = {**HUB_ENV, "PYTHON_POPCONTEST_SERVE_METRICS_AUTH": variable}
     config = Config.from_args(argparse.Namespace(), environ)

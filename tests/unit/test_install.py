@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from popularity_contest import activation as install
+from popularity_contest import names
 from popularity_contest.commands import check
 
 
@@ -240,7 +241,7 @@ def test_test_counter_is_a_sibling_no_package_rule_matches(prefix: str, name: st
     ],
 )
 def test_metric_total_sums_one_family(text: str, total: float | None) -> None:
-    assert check.metric_total(text, check.CHECK_METRIC) == total
+    assert check.metric_total(text, names.CHECK) == total
 
 
 def test_resolve_prefers_ipv4() -> None:

@@ -39,19 +39,20 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
+from popularity_contest import names
 from popularity_contest.collector import store as store_module
 from popularity_contest.collector.store import AGGREGATES, Store, StoreError
 
 DEFAULT_WINDOW = 30 * 86400
 #: Metrics whose series name a package: the privacy threshold applies to them.
 PRIVATE_METRICS = frozenset(
-    {store_module.IMPORTED_PACKAGE, store_module.USER_IMPORTED_PACKAGE, store_module.LIBRARY_USED}
+    {names.IMPORTED_PACKAGE, names.USER_IMPORTED_PACKAGE, names.LIBRARY_USED}
 )
 METRIC_ALIASES = {
-    "imported_package": store_module.IMPORTED_PACKAGE,
-    "user_imported_package": store_module.USER_IMPORTED_PACKAGE,
-    "library_used": store_module.LIBRARY_USED,
-    "processes_reported": store_module.PROCESSES_REPORTED,
+    "imported_package": names.IMPORTED_PACKAGE,
+    "user_imported_package": names.USER_IMPORTED_PACKAGE,
+    "library_used": names.LIBRARY_USED,
+    "processes_reported": names.PROCESSES_REPORTED,
 }
 
 

@@ -24,7 +24,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from popularity_contest.answers import unused
 from popularity_contest.answers.ranking import NO_HUB, top_packages
 from popularity_contest.answers.sources import SourceError, StoreSource, Window, iso, parse_age
-from popularity_contest.collector.store import IMPORTED_PACKAGE, PROCESSES_REPORTED, Store
+from popularity_contest.collector.store import Store
+from popularity_contest.names import IMPORTED_PACKAGE, PROCESSES_REPORTED
 
 WINDOWS = ("24h", "7d", "30d", "90d", "365d")
 AGGREGATES = ("day", "week", "month")

@@ -1,4 +1,4 @@
-"""The statsd line parser (wire.parse_line): the grammar statsd_exporter accepts, and nothing
+"""The statsd line parser (statsd_line.parse_line): the grammar statsd_exporter accepts, and nothing
 but LineError for anything else."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from popularity_contest.collector import statsd_line
 from popularity_contest.inprocess import lines as wire
 
 
@@ -32,7 +33,7 @@ from popularity_contest.inprocess import lines as wire
     ],
 )
 def test_parses_valid_lines(line: str, expected: object) -> None:
-    assert wire.parse_line(line) == expected
+    assert statsd_line.parse_line(line) == expected
 
 
 @pytest.mark.parametrize(
@@ -66,14 +67,14 @@ def test_parses_valid_lines(line: str, expected: object) -> None:
     ],
 )
 def test_refuses_bad_lines_with_a_reason(line: str, reason: str) -> None:
-    with pytest.raises(wire.LineError) as caught:
-        wire.parse_line(line)
+    with pytest.raises(statsd_line.LineError) as caught:
+        statsd_line.parse_line(line)
     assert caught.value.reason == reason
 
 
 def test_tag_keys_become_label_names() -> None:
-    assert wire.escape_label_name("1st") == "_1st"
-    assert wire.escape_label_name('a"b\\c') == "a_b_c"
+    assert statsd_line.escape_label_name("1st") == "_1st"
+    assert statsd_line.escape_label_name('a"b\\c') == "a_b_c"
 
 
 safe_components = st.text(
@@ -86,14 +87,18 @@ safe_components = st.text(
 @given(st.lists(safe_components, min_size=1, max_size=6), st.integers(0, 10**9))
 def test_round_trip_of_what_the_reporter_sends(components: list[str], value: int) -> None:
     name = ".".join(components)
-    assert wire.parse_line(wire.counter_line(name, value)) == (name, {}, [(float(value), "c")])
+    assert statsd_line.parse_line(wire.counter_line(name, value)) == (
+        name,
+        {},
+        [(float(value), "c")],
+    )
 
 
 @given(st.text(max_size=300))
 def test_arbitrary_text_parses_or_raises_line_error_only(text: str) -> None:
     try:
-        name, _, samples = wire.parse_line(text)
-    except wire.LineError as error:
+        name, _, samples = statsd_line.parse_line(text)
+    except statsd_line.LineError as error:
         reason = error.reason
         assert reason
         return
@@ -101,7 +106,7 @@ def test_arbitrary_text_parses_or_raises_line_error_only(text: str) -> None:
     assert ":" not in name
     assert samples
     for value, stat_type in samples:
-        assert stat_type in wire.STAT_TYPES
+        assert stat_type in statsd_line.STAT_TYPES
         assert value - value == 0.0  # finite
 
 
@@ -111,7 +116,7 @@ statsd_ish = st.text(alphabet="ab.:|@#,=c0123456789-+eE \x00é", max_size=80)
 @given(statsd_ish)
 def test_statsd_like_text_parses_or_raises_line_error_only(text: str) -> None:
     try:
-        _, _, samples = wire.parse_line(text)
-    except wire.LineError:
+        _, _, samples = statsd_line.parse_line(text)
+    except statsd_line.LineError:
         return
     assert all(value - value == 0.0 for value, _ in samples)
