@@ -19,7 +19,6 @@ Both files stay harmless when popularity-contest is removed: they only import it
 
 from __future__ import annotations
 
-import argparse
 import glob
 import importlib.util
 import json
@@ -29,6 +28,8 @@ import sys
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from popularity_contest.errors import PopconError
 
 IPYTHON = "ipython"
 SITE = "site"
@@ -81,7 +82,7 @@ _PROBE = (
 _PROBE_TIMEOUT = 60.0
 
 
-class InstallError(Exception):
+class InstallError(PopconError):
     """An expected failure: the message is one line for the user."""
 
 
@@ -317,37 +318,3 @@ def installed(env: Environment | None = None) -> dict[str, dict[str, object]]:
             "current": text == content(method),
         }
     return found
-
-
-def format_table(rows: list[list[str]]) -> str:
-    """Left-aligned columns separated by two spaces (the last column is not padded)."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = []
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        lines.append("  ".join([*cells, row[-1]]).rstrip())
-    return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Entry point of ``popularity-contest install`` and ``uninstall``."""
-    action = install if args.command == "install" else uninstall
-    try:
-        outcome = action(args.method, args.prefix)
-    except InstallError as error:
-        print(f"popularity-contest {args.command}: {error}", file=sys.stderr)
-        return 1
-    if args.format == "json":
-        print(json.dumps(outcome.as_dict(), indent=2))
-    else:
-        print(
-            format_table(
-                [
-                    ["METHOD", "ACTION", "PATH"],
-                    [outcome.method, outcome.action, str(outcome.path)],
-                ]
-            )
-        )
-        for note in outcome.notes:
-            print(f"note: {note}")
-    return 0

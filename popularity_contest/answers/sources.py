@@ -16,20 +16,18 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Protocol
 
+from popularity_contest.answers.window import Window
 from popularity_contest.collector.store import (
     Store,
     StoreError,
-    parse_time,
 )
+from popularity_contest.errors import PopconError
 from popularity_contest.names import IMPORTED_PACKAGE, PROCESSES_REPORTED
 
 
@@ -65,46 +63,9 @@ PROMQL = {
     "processes": f"sum by (namespace) ({counted(PROCESSES_REPORTED, '$__range')})",
 }
 
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
-
-class SourceError(Exception):
+class SourceError(PopconError):
     """Counts could not be read; the message says from where and why."""
-
-
-@dataclass(frozen=True)
-class Window:
-    start: float  # Unix seconds, included
-    end: float  # Unix seconds, excluded
-
-    @property
-    def seconds(self) -> int:
-        return max(1, round(self.end - self.start))
-
-
-def parse_age(text: str) -> float:
-    """Seconds in ``90m``, ``12h``, ``30d``, ``8w`` (or ``45s``)."""
-    match = _AGE.match(text)
-    if match is None or float(match.group(1)) <= 0:
-        raise ValueError(f"not an age like 90m, 12h, 30d or 8w: {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def window(
-    since: str | None, start: str | None, end: str | None, now: float | None = None
-) -> Window:
-    """The window the CLI flags describe: ``--start`` wins over ``--since``; end is now."""
-    last = parse_time(end) if end else (time.time() if now is None else now)
-    first = parse_time(start) if start else last - parse_age(since or "30d")
-    if first >= last:
-        raise ValueError("the window's start must be before its end")
-    return Window(first, last)
-
-
-def iso(timestamp: float) -> str:
-    moment = datetime.fromtimestamp(timestamp, timezone.utc).replace(microsecond=0)
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 class Source(Protocol):

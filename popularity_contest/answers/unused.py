@@ -25,7 +25,6 @@ Verdicts, first match wins:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -34,8 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from popularity_contest.answers.ranking import NO_HUB, fail, table, to_csv
-from popularity_contest.answers.sources import SourceError, Window, open_source, window
+from popularity_contest.errors import PopconError
 
 VERDICTS = ("used", "infrastructure", "dependency", "unused")
 ALWAYS_INFRASTRUCTURE = frozenset({"ipykernel", "pip", "setuptools", "wheel", "popularity-contest"})
@@ -131,7 +129,7 @@ json.dump(sorted(seen.values(), key=lambda d: d["distribution"]), sys.stdout)
 """
 
 
-class InspectError(Exception):
+class InspectError(PopconError):
     """The target interpreter could not be inspected."""
 
 
@@ -272,69 +270,5 @@ def imports_per_package(
     return found
 
 
-def render(verdicts: Sequence[Verdict], fmt: str, *, span: Window, python: str, hub: str) -> str:
-    dicts = [v.as_dict() for v in verdicts]
-    if fmt == "json":
-        return json.dumps(dicts, indent=1, ensure_ascii=False)
-    if fmt == "requirements":
-        return "\n".join(
-            f"{v.distribution}=={v.version}" for v in verdicts if v.verdict == "unused"
-        )
-    columns = ["distribution", "version", "verdict", "imports", "packages", "reason"]
-    if fmt == "csv":
-        flat = [
-            {**d, "packages": " ".join(v.packages), "required_by": " ".join(v.required_by)}
-            for d, v in zip(dicts, verdicts, strict=True)
-        ]
-        return to_csv(flat, [*columns, "required_by"]).rstrip("\n")
-    cells = [
-        [
-            v.distribution,
-            v.version,
-            v.verdict,
-            str(d["imports"]),
-            " ".join(v.packages) or "-",
-            v.reason,
-        ]
-        for v, d in zip(verdicts, dicts, strict=True)
-    ]
-    candidates = sum(1 for v in verdicts if v.verdict == "unused")
-    head = (
-        f"{python} ({hub}), {len(verdicts)} distributions, {candidates} removal candidates"
-        f" ({int(span.seconds // 86400)} days of imports)"
-    )
-    return head + "\n" + table(columns, cells, {3})
-
-
 def analyse(python: str, source_packages: Mapping[tuple[str, str], float]) -> list[Verdict]:
     return judge(inspect(python), imports_per_package(source_packages))
-
-
-def run(args: argparse.Namespace) -> int:
-    """The ``unused`` subcommand."""
-    try:
-        span = window(args.since, args.start, args.end)
-    except ValueError as error:
-        return fail("unused", str(error))
-    try:
-        python = interpreter(args.python, args.prefix)
-        installed = inspect(python)
-    except InspectError as error:
-        return fail("unused", str(error))
-    try:
-        source = open_source(args.db, args.prometheus)
-        try:
-            packages = source.packages(span, args.namespace)
-        finally:
-            source.close()
-    except SourceError as error:
-        return fail("unused", str(error))
-    imports = imports_per_package(packages)
-    # The privacy threshold: a package imported by fewer than K processes counts as unused
-    # here too, so the list never reveals it (``used`` would).
-    if args.min_processes is not None:
-        imports = {p: c for p, c in imports.items() if c >= args.min_processes}
-    verdicts = judge(installed, imports)
-    hub = args.namespace if args.namespace is not None else "all hubs"
-    print(render(verdicts, args.format, span=span, python=python, hub=hub or NO_HUB))
-    return 0

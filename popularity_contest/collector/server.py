@@ -16,12 +16,10 @@ addresses are never looked at, logged or stored.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -344,27 +342,3 @@ class Server:
         stats["series_limit"] = self.config.max_series
         stats["kernel_drops"] = kernel_drops(self.udp) if self.udp is not None else None
         return stats
-
-
-def configure_logging() -> None:
-    logger = logging.getLogger("popularity_contest")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s popularity-contest serve: %(levelname)s %(message)s")
-        )
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-
-
-def run(args: argparse.Namespace) -> int:
-    """The ``serve`` subcommand."""
-    configure_logging()
-    try:
-        config = Config.from_args(args)
-    except ConfigError as error:
-        log.error("cannot start: %s", error)  # noqa: TRY400 - one clear line, no traceback
-        return 2
-    from popularity_contest.collector.web import page
-
-    return Server(config, page=page.hook(config.environment, config.min_processes)).run()

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from popularity_contest.collector.web import hubauth
+from popularity_contest.errors import UsageError
 from popularity_contest.inprocess.settings import ENV_PREFIX, MAX_MAX_DATAGRAM, flag
 
 SERVE_STATSD = ENV_PREFIX + "SERVE_STATSD"  # HOST:PORT of the UDP statsd listener
@@ -57,7 +58,7 @@ DEFAULT_MIN_PROCESSES = 1
 SERVE_METRICS_AUTH = ENV_PREFIX + "SERVE_METRICS_AUTH"
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """A setting that cannot be used; the message names the flag or variable."""
 
 

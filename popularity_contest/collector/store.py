@@ -33,7 +33,6 @@ with the file name in its message.
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import threading
 import time
@@ -43,6 +42,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from popularity_contest.errors import PopconError
 from popularity_contest.names import (  # re-exported: part of the Store API
     IMPORTED_PACKAGE,
     LIBRARY_USED,
@@ -64,30 +64,7 @@ __all__ = [
     "Store",
     "StoreError",
     "Total",
-    "parse_time",
 ]
-
-
-def parse_time(text: str) -> float:
-    """Unix seconds from ISO 8601 (naive = UTC, ``Z`` accepted) or a number of seconds."""
-    text = text.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        if math.isfinite(seconds):
-            return seconds
-        raise ValueError(f"not a finite number of seconds: {text!r}")
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"not an ISO 8601 time or Unix seconds: {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
 
 
 #: A series as the collector keys it: (name, ((label, value), ...) sorted by label).
@@ -116,7 +93,7 @@ MIGRATIONS: list[str] = [
 ]
 
 
-class StoreError(Exception):
+class StoreError(PopconError):
     """A storage problem; the message starts with the database file's name."""
 
 

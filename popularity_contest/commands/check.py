@@ -28,6 +28,7 @@ from typing import Any
 
 from popularity_contest import activation as install
 from popularity_contest import names
+from popularity_contest.answers.formats import columns
 from popularity_contest.inprocess import classify as packages
 from popularity_contest.inprocess import lines as wire
 from popularity_contest.inprocess import settings as config
@@ -360,7 +361,7 @@ def render(result: Mapping[str, Any]) -> str:
         else:
             state = f"NOT received: {collector.get('error') or 'no change'}"
         rows.append(["collector", f"{collector['url']}: {state}"])
-    lines = [install.format_table(rows)]
+    lines = [columns(rows)]
     lines.extend(f"warning: {text}" for text in result["warnings"])
     lines.extend(f"problem: {text}" for text in result["problems"])
     lines.append("healthy" if result["healthy"] else "NOT healthy")

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from popularity_contest import __version__
+from popularity_contest.errors import PopconError
 
 FORMATS = ("table", "json", "csv")
 
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="the environment's prefix (default: this interpreter's sys.prefix)",
         )
         _add_format(cmd, ("table", "json"))
-        cmd.set_defaults(target="popularity_contest.activation:run")
+        cmd.set_defaults(target="popularity_contest.commands.install:run")
 
     check = sub.add_parser("check", help="show the configuration and send a test counter")
     check.add_argument(
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PYTHON",
         help="a Python interpreter whose installed packages the page lists as used or unused",
     )
-    serve.set_defaults(target="popularity_contest.collector.server:run")
+    serve.set_defaults(target="popularity_contest.commands.serve:run")
 
     report = sub.add_parser("report", help="top packages over a window")
     _add_source(report)
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--limit", type=int, default=None, help="show at most N packages")
     _add_format(report)
-    report.set_defaults(target="popularity_contest.answers.ranking:run_report")
+    report.set_defaults(target="popularity_contest.commands.report:run")
 
     unused = sub.add_parser("unused", help="installed packages nobody imported in a window")
     target = unused.add_mutually_exclusive_group()
@@ -125,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source(unused)
     _add_window(unused)
     _add_format(unused, ("table", "json", "csv", "requirements"))
-    unused.set_defaults(target="popularity_contest.answers.ranking:run_unused")
+    unused.set_defaults(target="popularity_contest.commands.unused:run")
 
     demo = sub.add_parser(
         "demo", help="start a collector, run instrumented Python processes, show the counts"
@@ -151,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _load(args.target)(args)
+    except PopconError as error:
+        # Expected failures: one line, no traceback (bugs keep theirs).
+        print(f"popularity-contest {args.command}: {error}", file=sys.stderr)
+        return error.exit_status
     except KeyboardInterrupt:
         return 130
 

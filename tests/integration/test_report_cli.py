@@ -228,17 +228,19 @@ def test_report_window_without_data_is_empty(scenario: Scenario) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "status"),
     [
-        (("--db", "/nonexistent/popcon.sqlite3"), "no such store"),
-        (("--since", "soon"), "not an age"),
-        (("--start", "2024-02-01", "--end", "2024-01-01"), "start must be before"),
-        (("--prometheus", "http://127.0.0.1:1"), "127.0.0.1:1"),
+        (("--db", "/nonexistent/popcon.sqlite3"), "no such store", 1),
+        (("--since", "soon"), "not an age", 2),  # usage errors exit 2, as argparse's do
+        (("--start", "2024-02-01", "--end", "2024-01-01"), "start must be before", 2),
+        (("--prometheus", "http://127.0.0.1:1"), "127.0.0.1:1", 1),
     ],
 )
-def test_report_expected_failures_print_one_line(args: tuple[str, ...], message: str) -> None:
+def test_report_expected_failures_print_one_line(
+    args: tuple[str, ...], message: str, status: int
+) -> None:
     done = cli("report", *args)
-    assert done.returncode == 1
+    assert done.returncode == status
     assert done.stdout == ""
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr

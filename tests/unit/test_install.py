@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import builtins
 import json
 import socket
@@ -18,6 +17,7 @@ import pytest
 from popularity_contest import activation as install
 from popularity_contest import names
 from popularity_contest.commands import check
+from popularity_contest.commands.main import main
 
 
 def fake_env(root: Path, *, site: bool = True, marker: bool = True) -> Path:
@@ -179,10 +179,8 @@ def test_permission_error_names_the_path_and_a_remedy(
     assert "--prefix" in text
 
 
-def run_cli(
-    module: Any, argv: dict[str, Any], capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str, str]:
-    code = module.run(argparse.Namespace(**argv))
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -191,20 +189,20 @@ def test_run_prints_a_table_or_json_and_fails_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prefix = fake_env(tmp_path / "env")
-    args = {"command": "install", "method": "site", "prefix": str(prefix), "format": "table"}
-    code, out, err = run_cli(install, args, capsys)
+    args = ["install", "site", "--prefix", str(prefix)]
+    code, out, err = run_cli(args, capsys)
     assert code == 0
     assert err == ""
     header, row = out.splitlines()[:2]
     assert header.split() == ["METHOD", "ACTION", "PATH"]
     assert row.split()[:2] == ["site", "created"]
 
-    code, out, _ = run_cli(install, {**args, "format": "json"}, capsys)
+    code, out, _ = run_cli([*args, "--format", "json"], capsys)
     assert code == 0
     assert json.loads(out)["action"] == "unchanged"
 
-    missing = {**args, "command": "uninstall", "prefix": str(tmp_path / "nope")}
-    code, out, err = run_cli(install, missing, capsys)
+    missing = ["uninstall", "site", "--prefix", str(tmp_path / "nope")]
+    code, out, err = run_cli(missing, capsys)
     assert code == 1
     assert out == ""
     assert len(err.strip().splitlines()) == 1

@@ -13,10 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from popularity_contest.answers import sources
-from popularity_contest.answers.ranking import Row, render, table, top_packages
-from popularity_contest.answers.sources import Window, parse_age, parse_time, promql, window
+from popularity_contest.answers.formats import table
+from popularity_contest.answers.ranking import Row, top_packages
+from popularity_contest.answers.sources import promql
 from popularity_contest.answers.unused import Installed, interpreter, judge
-from popularity_contest.answers.unused import render as render_unused
+from popularity_contest.answers.window import Window, parse_age, parse_time, window
+from popularity_contest.commands.report import render
+from popularity_contest.commands.unused import render as render_unused
 
 PACKAGES = {
     ("hub-a", "numpy"): 3.0,

@@ -31,7 +31,6 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -40,10 +39,10 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from popularity_contest import names
-from popularity_contest.collector import store as store_module
+from popularity_contest.answers import window
 from popularity_contest.collector.store import AGGREGATES, Store, StoreError
 
-DEFAULT_WINDOW = 30 * 86400
+DEFAULT_WINDOW = window.parse_age(window.DEFAULT_SINCE)
 #: Metrics whose series name a package: the privacy threshold applies to them.
 PRIVATE_METRICS = frozenset(
     {names.IMPORTED_PACKAGE, names.USER_IMPORTED_PACKAGE, names.LIBRARY_USED}
@@ -88,20 +87,11 @@ class BadRequestError(ValueError):
 
 
 def parse_time(text: str) -> float:
-    """``store.parse_time``, with a bad value as a 400 answer."""
+    """``window.parse_time``, with a bad value as a 400 answer."""
     try:
-        return store_module.parse_time(text)
+        return window.parse_time(text)
     except ValueError as error:
         raise BadRequestError(str(error)) from None
-
-
-def _iso(timestamp: float | datetime) -> str:
-    moment = (
-        timestamp
-        if isinstance(timestamp, datetime)
-        else datetime.fromtimestamp(timestamp, timezone.utc)
-    )
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _count(value: float) -> int | float:
@@ -257,7 +247,7 @@ class Api:
             }
             counts = [c for c in counts if tuple(sorted(c.labels.items())) in keep]
         rows: list[dict[str, object]] = [
-            {"period": _iso(count.period), **count.labels, "count": _count(count.value)}
+            {"period": window.iso(count.period), **count.labels, "count": _count(count.value)}
             for count in counts
         ]
         if output == "csv":
@@ -265,8 +255,8 @@ class Api:
         return _json(
             200,
             {
-                "start": _iso(start),
-                "end": _iso(end),
+                "start": window.iso(start),
+                "end": window.iso(end),
                 "aggregate": aggregate,
                 "metric": metric,
                 "namespace": namespace,
@@ -285,8 +275,8 @@ class Api:
         return _json(
             200,
             {
-                "start": _iso(start),
-                "end": _iso(end),
+                "start": window.iso(start),
+                "end": window.iso(end),
                 "metric": metric,
                 "namespace": namespace,
                 "totals": rows,

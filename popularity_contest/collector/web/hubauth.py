@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from popularity_contest.collector.web.api import Response, strip_prefix
+from popularity_contest.errors import PopconError
 
 log = logging.getLogger("popularity_contest.serve")
 
@@ -59,7 +60,7 @@ COOKIE_MAX_AGE_DAYS = 30.0
 STATE_MAX_AGE_SECONDS = 600
 
 
-class HubAuthError(ValueError):
+class HubAuthError(PopconError, ValueError):
     """The hub login cannot be set up; the message says what is missing."""
 
 

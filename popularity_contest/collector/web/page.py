@@ -23,7 +23,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from popularity_contest.answers import unused
 from popularity_contest.answers.ranking import NO_HUB, top_packages
-from popularity_contest.answers.sources import SourceError, StoreSource, Window, iso, parse_age
+from popularity_contest.answers.sources import SourceError, StoreSource
+from popularity_contest.answers.window import Window, iso, parse_age
 from popularity_contest.collector.store import Store
 from popularity_contest.names import IMPORTED_PACKAGE, PROCESSES_REPORTED
 
