@@ -34,27 +34,50 @@ from popularity_contest.collector.store import (
 )
 
 
-def counted(metric: str, window: str) -> str:
-    """Per series, what the counter gained in the ``window`` ending at the query's time.
+#: How far before a window Prometheus is asked for a series' previous sample (a PromQL
+#: duration). A series scraped again after a longer gap (Prometheus down, the target
+#: unreachable) counts its whole value, like a new series. docs/concepts/counting-prometheus.md
+LOOKBACK = "1d"
+
+
+def counted(metric: str, window: str, lookback: str = LOOKBACK) -> str:
+    """PromQL: per series, the counts that became visible in the ``window`` ending at query time.
 
     The dashboard's counting expression (deploy/grafana/build_dashboard.py imports it),
     character for character: tests/unit/test_report_promql.py fails if they drift apart.
-    Not ``increase()``, which extrapolates and misses the first count of a series born in
-    the window (a package imported once would show as 0). Per series, the first that
-    applies: existed at the start and never went down: last minus start (exact); born in
-    the window: its last value (exact); went down (the exporter restarted): its last value,
-    or what it gained since its first sample in the window (lower bounds, never inflated,
-    never negative).
+    ``window`` and ``lookback`` are PromQL durations (or Grafana's ``$__range``); the series
+    are ``metric{namespace=~"$namespace"}``. Not ``increase()``, which extrapolates and misses
+    the first count of a new series.
+
+    Exact means: each sample in the window adds what the counter gained since the sample
+    before it (its previous sample in the window or, for the first, the last one at most
+    ``lookback`` before the window), or its whole value when there is no such sample (a new
+    series, or one unseen for longer than ``lookback``) or when the counter went down (the
+    exporter restarted). Per series, the first that applies:
+
+    * no reset in the window, and it starts at or above the sample before it: last minus that
+      sample (a series that existed, was stale, or was not scraped for a while);
+    * a reset in the window and the counter ends below its peak (the value before the
+      reset): last plus peak, minus the sample before the window if any and not above the
+      peak;
+    * otherwise its last value (a new series, or one that went down before its first sample
+      in the window).
+
+    Exact when at most one reset happened since the sample before the window; with more, or
+    when the counter climbed back above its peak within the window, a lower bound.
     """
     series = f'{metric}{{namespace=~"$namespace"}}'
     last = f"last_over_time({series}[{window}])"
-    start = f"({series} offset {window} or last_over_time({series}[{window}] offset {window}))"
-    went_down = f"resets({series}[{window}]) > 0"
+    before = f"last_over_time({series}[{lookback}] offset {window})"
+    peak = f"max_over_time({series}[{window}])"
+    low = f"min_over_time({series}[{window}])"
+    reset = f"resets({series}[{window}]) > 0"
+    went_down = f"({reset}) and ({peak} > {last})"
     return (
-        f"((({last} - {start}) >= 0) unless ({went_down}))"
-        f" or ({last} unless {start})"
-        f" or ({last} and ({went_down}))"
-        f" or ({last} - min_over_time({series}[{window}]))"
+        f"(({last} - {before}) unless ({reset}) unless ({low} < {before}))"
+        f" or (({last} + {peak} - {before}) and {went_down} and ({peak} >= {before}))"
+        f" or (({last} + {peak}) and {went_down})"
+        f" or ({last} * 1)"
     )
 
 

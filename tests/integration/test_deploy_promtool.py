@@ -1,7 +1,13 @@
-"""deploy/prometheus/ passes Prometheus' own checks: `promtool check` and `promtool test rules`."""
+"""deploy/prometheus/ and the counting expression pass Prometheus' own checks.
+
+`promtool check` and `promtool test rules` for the alerting rules; `promtool test rules`
+tables (tests/integration/prometheus/counting_test.yaml) for ``counted()``, the expression
+the dashboard and ``report --prometheus`` count with, one test group per situation.
+"""
 
 from __future__ import annotations
 
+import copy
 import re
 import subprocess
 from pathlib import Path
@@ -10,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from popularity_contest.sources import LOOKBACK, counted
 from tests.conftest import require_system
 from tests.envkit import REPO
 
@@ -67,6 +74,140 @@ def test_alerts_fire_for_a_silent_hub_and_unmapped_names_only(
                     for key, value in rule["annotations"].items()
                 }
     path = tmp_path / "alerts_test.yaml"
+    path.write_text(yaml.safe_dump(document))
+    result = promtool_run(promtool, "test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+# --- The counting expression (popularity_contest.sources.counted) -------------------------
+
+COUNTING_TESTS = Path(__file__).parent / "prometheus/counting_test.yaml"
+COUNTING: dict[str, Any] = yaml.safe_load(COUNTING_TESTS.read_text())
+SITUATIONS = {group["name"]: group for group in COUNTING["tests"]}
+_DURATION = re.compile(r"(\d+)([smhd])")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds(duration: str) -> int:
+    """``20m30s`` -> 1230 (the PromQL durations the tables use)."""
+    assert _DURATION.sub("", duration) == "", duration
+    return sum(int(n) * _SECONDS[unit] for n, unit in _DURATION.findall(duration))
+
+
+def expand(values: str) -> list[float | None]:
+    """promtool's series notation; ``None`` is no sample (``_``) or a staleness marker."""
+    samples: list[float | None] = []
+    for token in values.split():
+        if token in {"_", "stale"}:
+            samples.append(None)
+        elif match := re.fullmatch(r"_x(\d+)", token):
+            samples.extend([None] * int(match.group(1)))
+        elif match := re.fullmatch(r"(\d+)(?:([+-])(\d+))?x(\d+)", token):
+            start, sign, step, times = match.groups()
+            delta = int(step or 0) * (-1 if sign == "-" else 1)
+            samples.extend(float(int(start) + i * delta) for i in range(int(times) + 1))
+        else:
+            samples.append(float(token))
+    return samples
+
+
+def by_definition(
+    samples: list[float | None], interval: int, end: int, window: int, lookback: int
+) -> float | None:
+    """What counts in ``(end - window, end]``, read straight from the definition.
+
+    Each sample adds what the counter gained since the sample before it (the previous one in
+    the window, or the last one at most ``lookback`` before the window), or its whole value
+    when there is none or the counter went down. ``None``: no sample in the window, no row.
+    """
+    timed = [(i * interval, v) for i, v in enumerate(samples) if v is not None]
+    inside = [v for t, v in timed if end - window < t <= end]
+    if not inside:
+        return None
+    earlier = [v for t, v in timed if end - window - lookback <= t <= end - window]
+    previous = earlier[-1] if earlier else None
+    total = 0.0
+    for value in inside:
+        total += value if previous is None or value < previous else value - previous
+        previous = value
+    return total
+
+
+def metric_of(series: str) -> str:
+    return series.split("{", 1)[0]
+
+
+def labels_of(series: str) -> str:
+    """``name{a="x", b="y"}`` -> ``{a="x", b="y"}``, promtool's form of the result's labels."""
+    return "{" + series.split("{", 1)[1]
+
+
+def check_metric(group: dict[str, Any], check: dict[str, Any]) -> str:
+    metric: str = check.get("metric", metric_of(group["input_series"][0]["series"]))
+    return metric
+
+
+def test_counting_tables_cover_every_situation() -> None:
+    names = " / ".join(SITUATIONS)
+    for situation in [
+        "born inside",
+        "existed before",
+        "gap longer than the window",
+        "gap longer than the lookback",
+        "exporter restarted inside",
+        "exporter restarted before",
+        "Prometheus restarted",
+        "went stale and stayed",
+        "came back lower",
+        "came back higher",
+    ]:
+        assert situation in names
+
+
+@pytest.mark.parametrize("name", list(SITUATIONS))
+def test_counting_tables_hold_the_definitions_values(name: str) -> None:
+    """Every expected value is the definition's (or, for a documented limit, below it)."""
+    group = SITUATIONS[name]
+    interval = seconds(group["interval"])
+    for check in group["promql_expr_test"]:
+        metric = check_metric(group, check)
+        expected = {}
+        for series in group["input_series"]:
+            if metric_of(series["series"]) != metric:
+                continue
+            value = by_definition(
+                expand(series["values"]),
+                interval,
+                seconds(check["eval_time"]),
+                seconds(check["window"]),
+                seconds(LOOKBACK),
+            )
+            if value is not None:
+                expected[labels_of(series["series"])] = value
+        got = {sample["labels"]: sample["value"] for sample in check["exp_samples"]}
+        assert set(got) == set(expected), check
+        for labels, value in got.items():
+            if check.get("lower_bound"):
+                assert value < expected[labels], check
+            else:
+                assert value == expected[labels], check
+
+
+@pytest.mark.parametrize("name", list(SITUATIONS))
+def test_counting_expression_passes_promtool_tables(
+    promtool: str, tmp_path: Path, name: str
+) -> None:
+    """promtool evaluates ``counted()`` exactly as the code writes it (every hub selected)."""
+    group = copy.deepcopy(SITUATIONS[name])
+    for check in group["promql_expr_test"]:
+        window = check.pop("window")
+        metric = check_metric(group, check)
+        check.pop("metric", None)
+        check.pop("lower_bound", None)
+        check["expr"] = counted(metric, window).replace("$namespace", ".*")
+    document = {"evaluation_interval": COUNTING["evaluation_interval"], "tests": [group]}
+    path = tmp_path / "counting_test.yaml"
     path.write_text(yaml.safe_dump(document))
     result = promtool_run(promtool, "test", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
