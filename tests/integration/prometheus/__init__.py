@@ -97,10 +97,14 @@ class PrometheusServer:
         result: list[dict[str, Any]] = data["result"]
         return result
 
-    def scraped_after(self, job: str, moment: float) -> float | None:
-        """The time of ``job``'s last successful scrape if it started after ``moment``."""
+    def scraped_after(self, job: str, moment: float, health: str = "up") -> float | None:
+        """The time of ``job``'s last scrape if it started after ``moment`` with ``health``.
+
+        ``health`` is ``up`` (succeeded) or ``down`` (failed: Prometheus then marks the
+        target's series stale).
+        """
         for target in self.api("targets")["activeTargets"]:
-            if target["labels"].get("job") != job or target["health"] != "up":
+            if target["labels"].get("job") != job or target["health"] != health:
                 continue
             last = target["lastScrape"]
             # RFC 3339 with nanoseconds; the API also reports the scrape's duration.
@@ -109,10 +113,13 @@ class PrometheusServer:
                 return stamp
         return None
 
-    def wait_for_scrape(self, job: str, after: float | None = None) -> float:
-        """Wait for a successful scrape of ``job`` that began after ``after`` (default: now)."""
+    def wait_for_scrape(self, job: str, after: float | None = None, health: str = "up") -> float:
+        """Wait for a scrape of ``job`` (``health``: see ``scraped_after``) that began after
+        ``after`` (default: now)."""
         moment = time.time() if after is None else after
-        return wait_until(lambda: self.scraped_after(job, moment), f"a scrape of {job}")
+        return wait_until(
+            lambda: self.scraped_after(job, moment, health), f"a scrape of {job} ({health})"
+        )
 
     def close(self) -> None:
         stop_process(self.process)
