@@ -33,7 +33,6 @@ from popularity_contest.collector.store import (
     parse_time,
 )
 
-
 #: How far before a window Prometheus is asked for a series' previous sample (a PromQL
 #: duration). A series scraped again after a longer gap (Prometheus down, the target
 #: unreachable) counts its whole value, like a new series. docs/concepts/counting-prometheus.md

@@ -23,8 +23,10 @@ gaps longer than the window; docs/concepts/counting-prometheus.md defines exact.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,10 +36,19 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from popularity_contest.sources import PrometheusSource, Window, counted
 from tests.collectorkit import Collector, free_port, wait_until
 from tests.conftest import require_system
 from tests.envkit import REPO, Env, clean_env
-from tests.integration.prometheus import PrometheusServer, http_get
+from tests.integration.prometheus import (
+    SITUATIONS,
+    PrometheusServer,
+    expand,
+    http_get,
+    label_dict,
+    metric_of,
+    seconds,
+)
 
 DASHBOARD = REPO / "deploy/grafana/popularity-contest.json"
 IMPORTED = "python_popcon_imported_package_total"
@@ -199,9 +210,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         # Prometheus stopped while processes report, restarted on its own storage.
         prometheus.close()
         run_phase(env, collector, 4, scenario.truth(range(2, 5)))
-        prometheus = PrometheusServer(
-            binary, work / "prometheus", {JOB: f"127.0.0.1:{http_port}"}
-        )
+        prometheus = PrometheusServer(binary, work / "prometheus", {JOB: f"127.0.0.1:{http_port}"})
         scenario.prometheus = prometheus
         scenario.marks.append(prometheus.wait_for_scrape(JOB, after=0) + 0.01)
         yield scenario
@@ -420,3 +429,139 @@ def test_over_time_panels_add_up_across_restarts_and_gaps(scenario: Scenario) ->
         assert all(v >= 0 and v == int(v) for values in series.values() for v in values), title
         sums = {key: sum(values) for key, values in series.items()}
         assert sums == expected_panel(title, truth, truth, None), title
+
+
+# --- Known histories: the promtool tables, loaded into a real Prometheus -------------------
+#
+# Each situation of tests/integration/prometheus/counting_test.yaml becomes OpenMetrics history
+# (its hubs renamed "<index>-<hub>" so that the situations stay apart), turned into TSDB blocks
+# by `promtool tsdb create-blocks-from openmetrics` and read by a real Prometheus: gaps of
+# hours cost nothing, and every value is known. Staleness markers cannot be written in
+# OpenMetrics; they are left out (the scraping scenario above produces real ones).
+
+HISTORY_START_AGO = 3 * 86400  # the histories start three days ago, on the hour
+
+
+@dataclass
+class History:
+    prometheus: PrometheusServer
+    start: float  # Unix seconds of every situation's first sample
+
+
+def hub_of(index: int, namespace: str) -> str:
+    return f"{index}-{namespace}"
+
+
+def openmetrics(start: int) -> str:
+    families: dict[str, list[str]] = {}
+    for index, group in enumerate(SITUATIONS.values()):
+        interval = seconds(group["interval"])
+        for series in group["input_series"]:
+            metric = metric_of(series["series"])
+            labels = label_dict(series["series"])
+            labels["namespace"] = hub_of(index, labels["namespace"])
+            text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+            lines = families.setdefault(metric.removesuffix("_total"), [])
+            for i, value in enumerate(expand(series["values"])):
+                if value is not None:
+                    lines.append(f"{metric}{{{text}}} {value:g} {start + i * interval}")
+    out = []
+    for family, lines in families.items():
+        out += [f"# TYPE {family} counter", *lines]
+    return "\n".join([*out, "# EOF", ""])
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
+    binary = require_system("prometheus", "prometheus")
+    promtool = require_system("promtool", "prometheus")
+    work = tmp_path_factory.mktemp("prometheus-history")
+    start = (int(time.time()) - HISTORY_START_AGO) // 3600 * 3600
+    source = work / "history.om"
+    source.write_text(openmetrics(start))
+    data = work / "prometheus" / "data"
+    created = subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    prometheus = PrometheusServer(binary, work / "prometheus", {})
+    try:
+        yield History(prometheus, start)
+    finally:
+        prometheus.close()
+
+
+@pytest.mark.parametrize("name", list(SITUATIONS))
+def test_real_prometheus_counts_each_situation_as_promtool_does(
+    history: History, name: str
+) -> None:
+    index = list(SITUATIONS).index(name)
+    group = SITUATIONS[name]
+    default = metric_of(group["input_series"][0]["series"])
+    for check in group["promql_expr_test"]:
+        hub = re.escape(hub_of(index, "")).replace("\\", "\\\\") + ".*"
+        query = counted(check.get("metric", default), check["window"])
+        query = query.replace("$namespace", hub)
+        at = history.start + seconds(check["eval_time"])
+        got = {}
+        for series in history.prometheus.query(query, at=at):
+            labels = dict(series["metric"])
+            labels["namespace"] = labels["namespace"].removeprefix(hub_of(index, ""))
+            got[tuple(sorted(labels.items()))] = float(series["value"][1])
+        expected = {
+            tuple(sorted(label_dict(sample["labels"]).items())): float(sample["value"])
+            for sample in check["exp_samples"]
+        }
+        assert got == expected, (name, check)
+
+
+def test_report_counts_the_issues_gap_as_one_import(history: History) -> None:
+    """`report --prometheus` (PrometheusSource) across a two-hour gap, for a 10-minute window."""
+    index = list(SITUATIONS).index("seen again after a gap longer than the window")
+    hub = hub_of(index, "hub-a")
+    source = PrometheusSource(history.prometheus.url)
+    before = Window(history.start + 110 * 60, history.start + 120 * 60)
+    after = Window(history.start + 120 * 60, history.start + 130 * 60)
+    assert source.packages(before, hub) == {}
+    assert source.packages(after, hub) == {(hub, "numpy"): 1.0}
+    born = list(SITUATIONS).index("born inside the window and restarted in it")
+    hub = hub_of(born, "hub-b")
+    span = Window(history.start, history.start + 600)
+    assert source.processes(span, hub) == {hub: 4.0}
+
+
+# Situations whose windows tile into bars adding up to the whole: not the documented limits,
+# nor a gap longer than the lookback (each bar then starts afresh where the whole does not).
+TILING = [name for name in SITUATIONS if "limit" not in name and "lookback" not in name]
+
+
+@pytest.mark.parametrize("name", TILING)
+def test_bars_add_up_to_the_table_over_known_histories(history: History, name: str) -> None:
+    """The over-time panels' windows (a range query, step = window) sum to the table's count."""
+    index = list(SITUATIONS).index(name)
+    group = SITUATIONS[name]
+    interval = seconds(group["interval"])
+    step = 5 * interval
+    length = max(len(expand(series["values"])) for series in group["input_series"])
+    end = history.start + -(-length * interval // step) * step
+    hub = re.escape(hub_of(index, "")).replace("\\", "\\\\") + ".*"
+    for metric in {metric_of(series["series"]) for series in group["input_series"]}:
+        bars = counted(metric, f"{step}s").replace("$namespace", hub)
+        result = history.prometheus.query_range(bars, history.start, end, step)
+        sums = {
+            tuple(sorted(s["metric"].items())): sum(float(v) for _, v in s["values"])
+            for s in result
+        }
+        # One window from a step before the first sample to the last bar's end.
+        whole = counted(metric, f"{end - history.start + step}s").replace("$namespace", hub)
+        table = {
+            tuple(sorted(s["metric"].items())): float(s["value"][1])
+            for s in history.prometheus.query(whole, at=end)
+        }
+        assert sums == table, (name, metric)
+        assert table, (name, metric)
+        assert all(value > 0 for value in table.values()), (name, metric)

@@ -19,6 +19,14 @@ import yaml
 from popularity_contest.sources import LOOKBACK, counted
 from tests.conftest import require_system
 from tests.envkit import REPO
+from tests.integration.prometheus import (
+    COUNTING,
+    SITUATIONS,
+    expand,
+    labels_of,
+    metric_of,
+    seconds,
+)
 
 ALERTS = REPO / "deploy/prometheus/alerts.yaml"
 CONFIG = REPO / "deploy/prometheus/prometheus.yml"
@@ -82,35 +90,6 @@ def test_alerts_fire_for_a_silent_hub_and_unmapped_names_only(
 
 # --- The counting expression (popularity_contest.sources.counted) -------------------------
 
-COUNTING_TESTS = Path(__file__).parent / "prometheus/counting_test.yaml"
-COUNTING: dict[str, Any] = yaml.safe_load(COUNTING_TESTS.read_text())
-SITUATIONS = {group["name"]: group for group in COUNTING["tests"]}
-_DURATION = re.compile(r"(\d+)([smhd])")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def seconds(duration: str) -> int:
-    """``20m30s`` -> 1230 (the PromQL durations the tables use)."""
-    assert _DURATION.sub("", duration) == "", duration
-    return sum(int(n) * _SECONDS[unit] for n, unit in _DURATION.findall(duration))
-
-
-def expand(values: str) -> list[float | None]:
-    """promtool's series notation; ``None`` is no sample (``_``) or a staleness marker."""
-    samples: list[float | None] = []
-    for token in values.split():
-        if token in {"_", "stale"}:
-            samples.append(None)
-        elif match := re.fullmatch(r"_x(\d+)", token):
-            samples.extend([None] * int(match.group(1)))
-        elif match := re.fullmatch(r"(\d+)(?:([+-])(\d+))?x(\d+)", token):
-            start, sign, step, times = match.groups()
-            delta = int(step or 0) * (-1 if sign == "-" else 1)
-            samples.extend(float(int(start) + i * delta) for i in range(int(times) + 1))
-        else:
-            samples.append(float(token))
-    return samples
-
 
 def by_definition(
     samples: list[float | None], interval: int, end: int, window: int, lookback: int
@@ -132,15 +111,6 @@ def by_definition(
         total += value if previous is None or value < previous else value - previous
         previous = value
     return total
-
-
-def metric_of(series: str) -> str:
-    return series.split("{", 1)[0]
-
-
-def labels_of(series: str) -> str:
-    """``name{a="x", b="y"}`` -> ``{a="x", b="y"}``, promtool's form of the result's labels."""
-    return "{" + series.split("{", 1)[1]
 
 
 def check_metric(group: dict[str, Any], check: dict[str, Any]) -> str:
