@@ -63,6 +63,16 @@ def render(template: str, labels: dict[str, str]) -> str:
     return rendered
 
 
+def test_silent_hub_alert_looks_back_as_far_as_the_dashboard() -> None:
+    """A scrape gap before the alert's day is bridged with the counting lookback."""
+    rules = [
+        rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]
+    ]
+    silent = next(rule for rule in rules if rule["alert"] == "PopularityContestHubSilent")
+    assert f"[{LOOKBACK}] offset 1d" in silent["expr"]
+    assert "total offset" not in silent["expr"]  # no instant selector with its 5m lookback
+
+
 def test_alerts_fire_for_a_silent_hub_and_unmapped_names_only(
     promtool: str, tmp_path: Path
 ) -> None:
