@@ -7,7 +7,7 @@ Both sources answer the same two questions for a window ``[start, end)``:
 
 ``namespace=None`` means every hub. The store sums its hourly/daily buckets; Prometheus is
 asked with the dashboard's own PromQL (``PROMQL`` below, with the Grafana variables
-``$namespace`` and ``$__range`` substituted the way Grafana does), through its HTTP API with
+``$hub`` and ``$__range`` substituted the way Grafana does), through its HTTP API with
 ``urllib`` so no client library is needed. The two must agree: the dashboard and
 ``report --prometheus`` give the same numbers for the same range.
 """
@@ -46,7 +46,7 @@ def counted(metric: str, window: str) -> str:
     or what it gained since its first sample in the window (lower bounds, never inflated,
     never negative).
     """
-    series = f'{metric}{{namespace=~"$namespace"}}'
+    series = f'{metric}{{namespace=~"$hub"}}'
     last = f"last_over_time({series}[{window}])"
     start = f"({series} offset {window} or last_over_time({series}[{window}] offset {window}))"
     went_down = f"resets({series}[{window}]) > 0"
@@ -58,7 +58,7 @@ def counted(metric: str, window: str) -> str:
     )
 
 
-#: The queries ``report`` and ``unused`` send, as Grafana templates (``$namespace``,
+#: The queries ``report`` and ``unused`` send, as Grafana templates (``$hub``,
 #: ``$__range``): the dashboard's "Top packages" grouped by hub as well, and its
 #: "Processes per hub" without the sort.
 PROMQL = {
@@ -160,7 +160,7 @@ class StoreSource:
 def promql(name: str, span: Window, namespace: str | None) -> str:
     """The dashboard's query ``name`` with its variables substituted as Grafana does."""
     selected = ".*" if namespace is None else re.escape(namespace).replace("\\", "\\\\")
-    return PROMQL[name].replace("$namespace", selected).replace("$__range", f"{span.seconds}s")
+    return PROMQL[name].replace("$hub", selected).replace("$__range", f"{span.seconds}s")
 
 
 class PrometheusSource:

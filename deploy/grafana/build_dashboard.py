@@ -23,7 +23,13 @@ IMPORTED = "python_popcon_imported_package_total"
 USER_IMPORTED = "python_popcon_user_imported_package_total"
 PROCESSES = "python_popcon_processes_reported_total"
 
-DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+# The variables are named as in jupyterhub/grafana-dashboards (`PROMETHEUS_DS`, `hub`), so
+# links between those dashboards and this one carry the data source and the hubs along. The
+# Prometheus label stays `namespace` (the hub's namespace, as z2jh and those dashboards use);
+# `counted` selects it with `$hub`.
+DATASOURCE_VARIABLE = "PROMETHEUS_DS"
+HUB_VARIABLE = "hub"
+DATASOURCE = {"type": "prometheus", "uid": f"${{{DATASOURCE_VARIABLE}}}"}
 
 
 def total_by(labels: str, metric: str, window: str) -> str:
@@ -200,7 +206,7 @@ def dashboard() -> dict[str, Any]:
             "list": [
                 {
                     "type": "datasource",
-                    "name": "datasource",
+                    "name": DATASOURCE_VARIABLE,
                     "label": "Data source",
                     "query": "prometheus",
                     "current": {},
@@ -210,13 +216,13 @@ def dashboard() -> dict[str, Any]:
                 },
                 {
                     "type": "query",
-                    "name": "namespace",
+                    "name": HUB_VARIABLE,
                     "label": "Hub",
                     "datasource": DATASOURCE,
                     "definition": f"label_values({PROCESSES}, namespace)",
                     "query": {
                         "query": f"label_values({PROCESSES}, namespace)",
-                        "refId": "namespace",
+                        "refId": HUB_VARIABLE,
                     },
                     "multi": True,
                     "includeAll": True,

@@ -205,7 +205,7 @@ def substitute(expr: str, namespaces: tuple[str, ...] | None, **variables: str) 
         value = grafana_escape(namespaces[0])
     else:
         value = "(" + "|".join(grafana_escape(n) for n in namespaces) + ")"
-    expr = expr.replace("$namespace", value)
+    expr = expr.replace("$hub", value)
     for name, text in variables.items():
         expr = expr.replace(f"${name}", text)
     assert "$" not in expr, expr

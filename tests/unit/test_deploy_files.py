@@ -446,20 +446,21 @@ def dashboard() -> dict[str, Any]:
 def test_dashboard_has_no_hard_coded_datasource(dashboard: dict[str, Any]) -> None:
     text = json.dumps(dashboard)
     uids = set(re.findall(r'"uid": "([^"]*)"', text)) - {dashboard["uid"]}
-    assert uids == {"${datasource}"}
+    assert uids == {"${PROMETHEUS_DS}"}
     assert "__inputs" not in dashboard
     for panel in dashboard["panels"]:
-        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${PROMETHEUS_DS}"}
         for target in panel["targets"]:
             assert target["datasource"] == panel["datasource"]
 
 
 def test_dashboard_variables(dashboard: dict[str, Any]) -> None:
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
-    assert set(variables) == {"datasource", "namespace"}
-    assert variables["datasource"]["type"] == "datasource"
-    assert variables["datasource"]["query"] == "prometheus"
-    hub = variables["namespace"]
+    # The names of jupyterhub/grafana-dashboards' variables, so links between them work.
+    assert set(variables) == {"PROMETHEUS_DS", "hub"}
+    assert variables["PROMETHEUS_DS"]["type"] == "datasource"
+    assert variables["PROMETHEUS_DS"]["query"] == "prometheus"
+    hub = variables["hub"]
     assert hub["type"] == "query"
     assert hub["multi"] is True
     assert hub["includeAll"] is True
@@ -475,7 +476,7 @@ def test_dashboard_panels_and_their_queries(dashboard: dict[str, Any]) -> None:
         (target,) = panel["targets"]
         expr = target["expr"]
         assert expr.count("(") == expr.count(")")
-        assert 'namespace=~"$namespace"' in expr
+        assert 'namespace=~"$hub"' in expr
         assert "increase(" not in expr  # it misses the first count of a new series
         window = "$__range" if target["instant"] else "$__interval"
         assert window in expr
