@@ -394,8 +394,15 @@ def test_dockerfile_installs_the_package_and_the_ipython_startup_file() -> None:
     run = re.search(r"^RUN (.*?)(?<!\\)$", text, re.MULTILINE | re.DOTALL)
     assert run is not None
     commands = [c.strip() for c in run.group(1).replace("\\\n", " ").split("&&")]
-    assert commands[0].split()[-1] == "popularity-contest"
-    assert commands[1] == "popularity-contest install ipython"
+    # The checkout's wheel (from the bind-mounted dist/), never 0.4.1 from PyPI by name;
+    # tests/integration/test_container_steps.py runs these lines.
+    assert commands[0].split()[:3] == [
+        "--mount=type=bind,source=dist,target=/tmp/dist",
+        "set",
+        "--",
+    ]
+    assert commands[2] == 'python -m pip install --no-cache-dir "$1"'
+    assert commands[3] == "popularity-contest install ipython"
 
 
 # --- Grafana ------------------------------------------------------------------------------------
