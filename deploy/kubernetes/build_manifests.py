@@ -98,7 +98,7 @@ def render() -> dict[Path, str]:
         DASHBOARD_OUTPUT: _dump(
             GENERATED.format(source="deploy/grafana/popularity-contest.json")
             + "\nThe dashboard for the Grafana sidecar of kube-prometheus-stack, which loads"
-            + "\nConfigMaps labelled grafana_dashboard: \"1\" from Grafana's namespace.",
+            + '\nConfigMaps labelled grafana_dashboard: "1" from Grafana\'s namespace.',
             dashboard_config_map(),
         ),
     }
