@@ -133,7 +133,7 @@ def parse_header(text: str) -> tuple[str, str]:
 
 def daily_expression(metric: str, labels: Sequence[str]) -> str:
     """Per series, the count of the day ending at each evaluation time."""
-    selected = counted(metric, "1d").replace("$namespace", ".*")
+    selected = counted(metric, "1d").replace("$hub", ".*")
     return f"sum by ({', '.join(labels)}) ({selected})"
 
 

@@ -1,7 +1,7 @@
 """The PromQL that counts: one definition for the Grafana dashboard and ``report --prometheus``.
 
 ``deploy/grafana/build_dashboard.py`` imports :func:`counted`; ``PROMQL`` holds the two
-queries the answers send, as Grafana templates (``$namespace``, ``$__range``), and
+queries the answers send, as Grafana templates (``$hub``, ``$__range``), and
 :func:`promql` substitutes them the way Grafana does. What "exact" means, the lookback and
 the known limits: ``docs/concepts/counting-prometheus.md``.
 """
@@ -25,7 +25,7 @@ def counted(metric: str, window: str, lookback: str = LOOKBACK) -> str:
     The dashboard's counting expression (deploy/grafana/build_dashboard.py imports it),
     character for character: tests/unit/test_report_promql.py fails if they drift apart.
     ``window`` and ``lookback`` are PromQL durations (or Grafana's ``$__range``); the series
-    are ``metric{namespace=~"$namespace"}``. Not ``increase()``, which extrapolates and misses
+    are ``metric{namespace=~"$hub"}``. Not ``increase()``, which extrapolates and misses
     the first count of a new series.
 
     Exact means: each sample in the window adds what the counter gained since the sample
@@ -45,7 +45,7 @@ def counted(metric: str, window: str, lookback: str = LOOKBACK) -> str:
     Exact when at most one reset happened since the sample before the window; with more, or
     when the counter climbed back above its peak within the window, a lower bound.
     """
-    series = f'{metric}{{namespace=~"$namespace"}}'
+    series = f'{metric}{{namespace=~"$hub"}}'
     last = f"last_over_time({series}[{window}])"
     before = f"last_over_time({series}[{lookback}] offset {window})"
     peak = f"max_over_time({series}[{window}])"
@@ -60,7 +60,7 @@ def counted(metric: str, window: str, lookback: str = LOOKBACK) -> str:
     )
 
 
-#: The queries ``report`` and ``unused`` send, as Grafana templates (``$namespace``,
+#: The queries ``report`` and ``unused`` send, as Grafana templates (``$hub``,
 #: ``$__range``): the dashboard's "Top packages" grouped by hub as well, and its
 #: "Processes per hub" without the sort.
 PROMQL = {
@@ -72,4 +72,4 @@ PROMQL = {
 def promql(name: str, span: Window, namespace: str | None) -> str:
     """The dashboard's query ``name`` with its variables substituted as Grafana does."""
     selected = ".*" if namespace is None else re.escape(namespace).replace("\\", "\\\\")
-    return PROMQL[name].replace("$namespace", selected).replace("$__range", f"{span.seconds}s")
+    return PROMQL[name].replace("$hub", selected).replace("$__range", f"{span.seconds}s")

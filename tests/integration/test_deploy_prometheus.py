@@ -246,7 +246,7 @@ def substitute(expr: str, namespaces: tuple[str, ...] | None, **variables: str) 
         value = grafana_escape(namespaces[0])
     else:
         value = "(" + "|".join(grafana_escape(n) for n in namespaces) + ")"
-    expr = expr.replace("$namespace", value)
+    expr = expr.replace("$hub", value)
     for name, text in variables.items():
         expr = expr.replace(f"${name}", text)
     assert "$" not in expr, expr
@@ -507,7 +507,7 @@ def test_real_prometheus_counts_each_situation_as_promtool_does(
     for check in group["promql_expr_test"]:
         hub = re.escape(hub_of(index, "")).replace("\\", "\\\\") + ".*"
         query = counted(check.get("metric", default), check["window"])
-        query = query.replace("$namespace", hub)
+        query = query.replace("$hub", hub)
         at = history.start + seconds(check["eval_time"])
         got = {}
         for series in history.prometheus.query(query, at=at):
@@ -552,14 +552,14 @@ def test_bars_add_up_to_the_table_over_known_histories(history: History, name: s
     end = history.start + -(-length * interval // step) * step
     hub = re.escape(hub_of(index, "")).replace("\\", "\\\\") + ".*"
     for metric in {metric_of(series["series"]) for series in group["input_series"]}:
-        bars = counted(metric, f"{step}s").replace("$namespace", hub)
+        bars = counted(metric, f"{step}s").replace("$hub", hub)
         result = history.prometheus.query_range(bars, history.start, end, step)
         sums = {
             tuple(sorted(s["metric"].items())): sum(float(v) for _, v in s["values"])
             for s in result
         }
         # One window from a step before the first sample to the last bar's end.
-        whole = counted(metric, f"{end - history.start + step}s").replace("$namespace", hub)
+        whole = counted(metric, f"{end - history.start + step}s").replace("$hub", hub)
         table = {
             tuple(sorted(s["metric"].items())): float(s["value"][1])
             for s in history.prometheus.query(whole, at=end)

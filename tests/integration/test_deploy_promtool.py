@@ -185,7 +185,7 @@ def test_counting_expression_passes_promtool_tables(
         metric = check_metric(group, check)
         check.pop("metric", None)
         check.pop("lower_bound", None)
-        check["expr"] = counted(metric, window).replace("$namespace", ".*")
+        check["expr"] = counted(metric, window).replace("$hub", ".*")
     document = {"evaluation_interval": COUNTING["evaluation_interval"], "tests": [group]}
     path = tmp_path / "counting_test.yaml"
     path.write_text(yaml.safe_dump(document))
