@@ -19,7 +19,7 @@ from popularity_contest import __version__  # noqa: E402
 
 project = "popularity-contest"
 author = "popularity-contest developers"
-copyright = "popularity-contest developers"  # noqa: A001
+copyright = "popularity-contest developers"
 version = release = __version__
 
 extensions = [
