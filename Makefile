@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint coverage system-deps bench clean
+.PHONY: demo test lint coverage docs dist system-deps bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,19 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The documentation site, offline, warnings as errors (what CI and Read the Docs build).
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -n -b html docs build/docs/html
+	@echo "open build/docs/html/index.html"
+
+# The wheel the install instructions use until this version is on the package index.
+# A small venv of its own, so building a wheel never needs the development environment.
+dist:
+	test -x build/dist-venv/bin/python || $(PYTHON) -m venv build/dist-venv
+	rm -f dist/popularity_contest-*.whl
+	build/dist-venv/bin/python -m pip wheel --quiet --no-deps --wheel-dir dist .
+	@ls dist/popularity_contest-*.whl
 
 # System packages some integration tests use (the real Prometheus, headless Chromium,
 # systemd-analyze for the unit in deploy/systemd, Lmod for the HPC module files, JupyterHub's configurable-http-proxy from npm).
