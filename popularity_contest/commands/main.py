@@ -46,7 +46,7 @@ def _add_window(parser: argparse.ArgumentParser) -> None:
         "--since",
         default="30d",
         metavar="AGE",
-        help="window ending now: 90m, 12h, 30d, 8w (default 30d)",
+        help="window ending now: 90m, 1h30m, 12h, 30d, 8w, 1y (default 30d)",
     )
     parser.add_argument(
         "--start", metavar="TIME", help="window start (ISO 8601); overrides --since"
