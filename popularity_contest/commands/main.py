@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -144,7 +145,36 @@ def _load(target: str) -> Callable[[argparse.Namespace], int]:
     return func
 
 
+#: Exit status after the reader of our output went away (``popularity-contest report | head``):
+#: what a shell reports for a Unix tool that SIGPIPE ended (128 + 13), so ``set -o pipefail``
+#: scripts see the same thing as with ``grep`` or ``sort``; nothing is printed.
+BROKEN_PIPE_STATUS = 141
+
+
+def _quiet_stdout() -> None:
+    # Python flushes stdout once more at exit, which would fail again and print "Exception
+    # ignored ... BrokenPipeError": point the file descriptor at devnull instead.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status (0 fine, 1 failed, 2 usage, 130 Ctrl-C, 141 pipe)."""
+    try:
+        try:
+            status = _run(argv)
+        finally:
+            sys.stdout.flush()  # inside the try: `--help | head` too
+    except BrokenPipeError:
+        _quiet_stdout()
+        return BROKEN_PIPE_STATUS
+    return status
+
+
+def _run(argv: Sequence[str] | None) -> int:
     # The tool's own process is no user's: if a .pth activated the reporter here, stop it.
     reporter = sys.modules.get("popularity_contest.reporter")
     if reporter is not None:
