@@ -28,6 +28,17 @@ def _add_format(parser: argparse.ArgumentParser, choices: Sequence[str] = FORMAT
     )
 
 
+def _add_environment(parser: argparse.ArgumentParser) -> None:
+    """``--python PATH`` or ``--prefix PATH``: the environment a command looks at."""
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
+        "--python", metavar="PATH", help="the environment's interpreter (default: this one)"
+    )
+    target.add_argument(
+        "--prefix", metavar="PATH", help="the environment's prefix (default: this sys.prefix)"
+    )
+
+
 def _add_source(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
@@ -87,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.set_defaults(target="popularity_contest.commands.install:run")
 
     check = sub.add_parser("check", help="show the configuration and send a test counter")
+    _add_environment(check)
     check.add_argument(
         "--expect-collector",
         nargs="?",
@@ -121,9 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(target="popularity_contest.commands.report:run")
 
     unused = sub.add_parser("unused", help="installed packages nobody imported in a window")
-    target = unused.add_mutually_exclusive_group()
-    target.add_argument("--python", metavar="PATH", help="the environment's interpreter")
-    target.add_argument("--prefix", metavar="PATH", help="the environment's prefix")
+    _add_environment(unused)
     _add_source(unused)
     _add_window(unused)
     _add_format(unused, ("table", "json", "csv", "requirements"))
