@@ -348,9 +348,7 @@ def test_would_report_lists_only_counted_packages(tmp_path: Path) -> None:
     sites = {str(site): "site"}
     cfg = check.config.reporter_config({"PYTHON_POPCONTEST_STATSD_PREFIX": "a.b.imported"})
     assert check.would_report(cfg, modules, sites) == [
-        check.Report(
-            package="probe", kind="site", distribution="probe", name="a.b.imported.probe"
-        )
+        check.Report(package="probe", kind="site", distribution="probe", name="a.b.imported.probe")
     ]
     assert check.would_report(cfg, modules, {str(site): "user"})[0].name == (
         "a.b.user_imported_package.probe"
