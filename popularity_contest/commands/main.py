@@ -142,7 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo", help="start a collector, run instrumented Python processes, show the counts"
     )
-    demo.add_argument("--keep", action="store_true", help="keep the collector running")
+    demo.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the collector and its page up until Ctrl-C (default: only on a terminal)",
+    )
     demo.set_defaults(target="popularity_contest.commands.demo:run")
     return parser
 
