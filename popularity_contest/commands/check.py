@@ -327,11 +327,20 @@ class Reading:
 
 def read_collector(url: str, timeout: float) -> tuple[Reading | None, str | None]:
     """What serves ``url``'s ``/metrics`` and its evidence counters, or why it is unreadable."""
+    metrics = _collector_url(url) + "/metrics"
     try:
-        text = _get(_collector_url(url) + "/metrics", timeout)
+        text = _get(metrics, timeout)
+    except urllib.error.HTTPError as exc:
+        return None, (
+            f"cannot read {metrics}: HTTP {exc.code} {exc.reason} (closed to anonymous"
+            " readers when a hub is configured: run the check without --expect-collector)"
+        )
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        return None, f"cannot read {_collector_url(url)}/metrics: {reason}"
+        return (
+            None,
+            f"cannot read {metrics}: {reason} (nothing answers there: is the collector running?)",
+        )
     return Reading(Endpoint.of(text), {name: metric_total(text, name) for name in EVIDENCE}), None
 
 
@@ -526,7 +535,7 @@ def gather(
         reading, error = read_collector(expect_collector, timeout)
         if reading is None:
             result.collector.error = error
-            problems.append(f"{error} (nothing answers there: is the collector running?)")
+            problems.append(str(error))
         else:
             result.collector.kind = reading.kind
             if reading.kind is Endpoint.OTHER:
