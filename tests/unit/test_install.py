@@ -374,3 +374,44 @@ def test_collector_evidence(
     before: dict[str, float | None], after: dict[str, float | None], evidence: str | None
 ) -> None:
     assert check.received(before, after) == evidence
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        (
+            "# TYPE popcon_collector_lines_received_total counter\n",
+            check.Endpoint.POPULARITY_CONTEST,
+        ),
+        ("statsd_exporter_lines_total 4\n", check.Endpoint.STATSD_EXPORTER),
+        ("# TYPE node_cpu_seconds_total counter\nnode_cpu_seconds_total 1\n", check.Endpoint.OTHER),
+        ("", check.Endpoint.OTHER),
+        ("<html>not metrics</html>", check.Endpoint.OTHER),
+    ],
+)
+def test_endpoint_is_judged_by_its_metric_names(text: str, kind: check.Endpoint) -> None:
+    assert check.Endpoint.of(text) is kind
+
+
+def test_check_json_keeps_its_keys() -> None:
+    result = check.gather(None, 0.5, {"PYTHON_POPCONTEST_DISABLE": "1"})
+    doc = json.loads(json.dumps(result.as_dict()))
+    assert set(doc) == {
+        "config",
+        "python",
+        "prefix",
+        "environment",
+        "activation",
+        "would_report",
+        "processes_counter",
+        "test_counter",
+        "resolve",
+        "collector",
+        "healthy",
+        "problems",
+        "warnings",
+    }
+    assert set(doc["activation"]) == {"ipython", "site", "active_in_this_process"}
+    assert set(doc["config"]) == {"host", "port", "prefix", "eager", "disabled", "problem"}
+    assert doc["healthy"] is False
+    assert doc["environment"]["here"] is True
