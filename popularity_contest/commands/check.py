@@ -6,7 +6,12 @@ lists the activation files installed in this environment and what this process w
 then sends one test counter. The counter's name is the prefix's sibling ``check``
 (``python_popcon.check``, ``python_popcon.hub.<ns>.check``): no package rule can match it,
 so it never shows up as a package. With ``--expect-collector`` it also reads the embedded
-collector's ``/metrics`` before and after sending, and passes only if the collector saw it.
+collector's ``/metrics`` before and after sending, and passes only if the collector saw it;
+its metric names tell popularity-contest, statsd_exporter and anything else apart.
+
+``--prefix``/``--python`` name another environment (default: this interpreter's): its
+activation files are listed and its interpreter runs ``check_probe.py`` (by path, ``-I``)
+to read the reporter's settings as that environment's popularity-contest does.
 
 Exit status: 0 when healthy, 1 otherwise. UDP has no acknowledgement: without
 ``--expect-collector`` a sent counter counts as delivered unless the host answered that
