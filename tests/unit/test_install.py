@@ -296,9 +296,9 @@ def test_check_fails_fast_when_resolution_hangs(monkeypatch: pytest.MonkeyPatch)
     finally:
         release.set()
     assert time.monotonic() - started < 2.0
-    assert result["healthy"] is False
-    assert result["test_counter"]["sent"] is False
-    assert any("cannot resolve collector.example" in p for p in result["problems"])
+    assert result.healthy is False
+    assert result.test_counter.sent is False
+    assert any("cannot resolve collector.example" in p for p in result.problems)
 
 
 @pytest.mark.parametrize(
@@ -316,9 +316,9 @@ def test_check_sends_nothing_when_misconfigured_or_disabled(
         raise AssertionError("resolved although reporting is off")
 
     result = check.gather(None, 0.5, env, must_not_resolve)
-    assert result["healthy"] is False
-    assert result["test_counter"]["sent"] is False
-    assert result["problems"][0].startswith(problem)
+    assert result.healthy is False
+    assert result.test_counter.sent is False
+    assert result.problems[0].startswith(problem)
     assert "NOT healthy" in check.render(result)
 
 
@@ -348,14 +348,14 @@ def test_would_report_lists_only_counted_packages(tmp_path: Path) -> None:
     sites = {str(site): "site"}
     cfg = check.config.reporter_config({"PYTHON_POPCONTEST_STATSD_PREFIX": "a.b.imported"})
     assert check.would_report(cfg, modules, sites) == [
-        {"package": "probe", "kind": "site", "distribution": "probe", "name": "a.b.imported.probe"}
+        check.Report(package="probe", kind="site", distribution="probe", name="a.b.imported.probe")
     ]
-    assert check.would_report(cfg, modules, {str(site): "user"})[0]["name"] == (
+    assert check.would_report(cfg, modules, {str(site): "user"})[0].name == (
         "a.b.user_imported_package.probe"
     )
 
 
-MAPPED, LINES = check.EVIDENCE
+MAPPED, LINES, EXPORTER_LINES = check.EVIDENCE
 
 
 @pytest.mark.parametrize(
@@ -374,3 +374,44 @@ def test_collector_evidence(
     before: dict[str, float | None], after: dict[str, float | None], evidence: str | None
 ) -> None:
     assert check.received(before, after) == evidence
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        (
+            "# TYPE popcon_collector_lines_received_total counter\n",
+            check.Endpoint.POPULARITY_CONTEST,
+        ),
+        ("statsd_exporter_lines_total 4\n", check.Endpoint.STATSD_EXPORTER),
+        ("# TYPE node_cpu_seconds_total counter\nnode_cpu_seconds_total 1\n", check.Endpoint.OTHER),
+        ("", check.Endpoint.OTHER),
+        ("<html>not metrics</html>", check.Endpoint.OTHER),
+    ],
+)
+def test_endpoint_is_judged_by_its_metric_names(text: str, kind: check.Endpoint) -> None:
+    assert check.Endpoint.of(text) is kind
+
+
+def test_check_json_keeps_its_keys() -> None:
+    result = check.gather(None, 0.5, {"PYTHON_POPCONTEST_DISABLE": "1"})
+    doc = json.loads(json.dumps(result.as_dict()))
+    assert set(doc) == {
+        "config",
+        "python",
+        "prefix",
+        "environment",
+        "activation",
+        "would_report",
+        "processes_counter",
+        "test_counter",
+        "resolve",
+        "collector",
+        "healthy",
+        "problems",
+        "warnings",
+    }
+    assert set(doc["activation"]) == {"ipython", "site", "active_in_this_process"}
+    assert set(doc["config"]) == {"host", "port", "prefix", "eager", "disabled", "problem"}
+    assert doc["healthy"] is False
+    assert doc["environment"]["here"] is True

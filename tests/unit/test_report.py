@@ -39,7 +39,7 @@ def test_parse_age(text: str, seconds: float) -> None:
     assert parse_age(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "30", "d", "-3d", "0d", "3y", "3 days", "1e3s"])
+@pytest.mark.parametrize("text", ["", "30", "d", "-3d", "0d", "3 days", "1e3s"])
 def test_parse_age_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="not an age"):
         parse_age(text)
