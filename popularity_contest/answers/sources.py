@@ -5,6 +5,9 @@ Both sources answer the same two questions for a window ``[start, end)``:
 * ``packages(window, namespace)``: ``{(namespace, package): processes that imported it}``
 * ``processes(window, namespace)``: ``{namespace: processes reported}``
 
+and, for ``unused``, ``distributions(window, namespace)``: ``{(namespace, distribution):
+processes}`` from the ``library_used`` counter (empty where the reporter does not send it).
+
 ``namespace=None`` means every hub. The store sums its hourly/daily buckets; Prometheus is
 asked with the dashboard's own PromQL (``PROMQL`` below, with the Grafana variables
 ``$namespace`` and ``$__range`` substituted the way Grafana does), through its HTTP API with
@@ -28,7 +31,7 @@ from popularity_contest.collector.store import (
     StoreError,
 )
 from popularity_contest.errors import PopconError
-from popularity_contest.names import IMPORTED_PACKAGE, PROCESSES_REPORTED
+from popularity_contest.names import IMPORTED_PACKAGE, LIBRARY_USED, PROCESSES_REPORTED
 
 
 def counted(metric: str, window: str) -> str:
@@ -64,6 +67,16 @@ PROMQL = {
 }
 
 
+#: Processes per distribution (``library_used``), counted the dashboard's way.
+DISTRIBUTIONS_PROMQL = f"sum by (namespace, distribution) ({counted(LIBRARY_USED, '$__range')})"
+
+
+def grafana(template: str, span: Window, namespace: str | None) -> str:
+    """``template`` with ``$namespace`` and ``$__range`` substituted as Grafana does."""
+    selected = ".*" if namespace is None else re.escape(namespace).replace("\\", "\\\\")
+    return template.replace("$namespace", selected).replace("$__range", f"{span.seconds}s")
+
+
 class SourceError(PopconError):
     """Counts could not be read; the message says from where and why."""
 
@@ -72,6 +85,10 @@ class Source(Protocol):
     def packages(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]: ...
 
     def processes(self, span: Window, namespace: str | None) -> dict[str, float]: ...
+
+    def distributions(
+        self, span: Window, namespace: str | None
+    ) -> dict[tuple[str, str], float]: ...
 
     def close(self) -> None: ...
 
@@ -112,6 +129,17 @@ class StoreSource:
             found[key] = found.get(key, 0.0) + total.value
         return found
 
+    def distributions(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
+        try:
+            totals = self.store.totals(span.start, span.end, namespace, LIBRARY_USED)
+        except StoreError as error:
+            raise SourceError(str(error)) from None
+        found: dict[tuple[str, str], float] = {}
+        for total in totals:
+            key = (total.labels.get("namespace", ""), total.labels.get("distribution", ""))
+            found[key] = found.get(key, 0.0) + total.value
+        return found
+
     def close(self) -> None:
         if self._owned:
             self.store.close()
@@ -119,8 +147,7 @@ class StoreSource:
 
 def promql(name: str, span: Window, namespace: str | None) -> str:
     """The dashboard's query ``name`` with its variables substituted as Grafana does."""
-    selected = ".*" if namespace is None else re.escape(namespace).replace("\\", "\\\\")
-    return PROMQL[name].replace("$namespace", selected).replace("$__range", f"{span.seconds}s")
+    return grafana(PROMQL[name], span, namespace)
 
 
 class PrometheusSource:
@@ -175,6 +202,17 @@ class PrometheusSource:
         for metric, value in self._vector("processes", span, namespace):
             key = metric.get("namespace", "")
             found[key] = found.get(key, 0.0) + value
+        return found
+
+    def distributions(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
+        found: dict[tuple[str, str], float] = {}
+        expression = grafana(DISTRIBUTIONS_PROMQL, span, namespace)
+        for sample in self.query(expression, span.end):
+            metric = sample.get("metric", {})
+            value = sample.get("value", [0, "0"])
+            if isinstance(metric, dict) and isinstance(value, list) and len(value) == 2:
+                key = (metric.get("namespace", ""), metric.get("distribution", ""))
+                found[key] = found.get(key, 0.0) + float(value[1])
         return found
 
     def close(self) -> None:
