@@ -1,7 +1,7 @@
 """Write popularity-contest.json, the Grafana dashboard, from the queries below.
 
 The dashboard's queries are long because they count exactly (see
-``popularity_contest.answers.sources.counted``, which this script imports), and the same
+``popularity_contest.answers.promql.counted``, which this script imports), and the same
 counting expression appears in every panel; building the JSON from one definition keeps
 them identical. Run ``python deploy/grafana/build_dashboard.py`` after editing this file;
 a test fails when the committed JSON differs from what this script writes.
@@ -16,7 +16,7 @@ from typing import Any
 # The counting expression is the one `popularity-contest report --prometheus` sends, so the
 # dashboard and the command can never disagree (see its docstring for the four cases).
 from popularity_contest import names
-from popularity_contest.answers.sources import counted
+from popularity_contest.answers.promql import counted
 
 OUTPUT = Path(__file__).with_name("popularity-contest.json")
 
