@@ -34,6 +34,8 @@ WORKLOAD = [
     "import alpha",
     "import rare",  # one process: below the threshold of 5
     "import beta",
+    "import attr, attrs",  # one distribution, two import names
+    "import attr",
 ]
 #: What the hub runs that the window did not observe: the server exporting to HTML.
 SERVER = "import jupyter_server; assert jupyter_server.export_html() == 'css ok'"
@@ -70,6 +72,7 @@ def build(root: Path) -> Env:
     dist("alpha-extra", {"alpha_extra/__init__.py": ""})
     dist("beta", {"beta/__init__.py": ""})
     dist("gamma", {"gamma/__init__.py": ""})
+    dist("attrs", {"attr/__init__.py": "", "attrs/__init__.py": "from attr import *\n"})
     dist("rare", {"rare/__init__.py": "import rare_dep\n"}, "rare-dep")
     dist("rare-dep", {"rare_dep/__init__.py": ""})
     # The Jupyter stack, trimmed to the chain that broke: nbconvert -> bleach[css] -> tinycss2.
@@ -222,6 +225,7 @@ def test_verdicts_with_install_site(hub: Hub) -> None:
         "rare-dep": "hidden",
         "tool": "hidden",
         "tool-lib": "hidden",
+        "attrs": "hidden",
         "jupyter-server": "infrastructure",
         "nbconvert": "infrastructure",
         "bleach": "infrastructure",
@@ -240,6 +244,8 @@ def test_verdicts_with_install_site(hub: Hub) -> None:
     assert plain["tool"]["verdict"] == "used"  # running the command was counted
     assert plain["alpha"]["processes"] == 2
     assert plain["rare"]["verdict"] == "used"
+    # attr 2 + attrs 1 used to show as 3 "imports": 2 processes imported attrs, a lower bound.
+    assert (plain["attrs"]["processes"], plain["attrs"]["processes_exact"]) == (2, False)
 
 
 def test_removing_every_candidate_breaks_nothing_observed(hub: Hub, tmp_path: Path) -> None:
