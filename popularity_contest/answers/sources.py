@@ -5,6 +5,9 @@ Both sources answer the same two questions for a window ``[start, end)``:
 * ``packages(window, namespace)``: ``{(namespace, package): processes that imported it}``
 * ``processes(window, namespace)``: ``{namespace: processes reported}``
 
+and, for ``unused``, ``distributions(window, namespace)``: ``{(namespace, distribution):
+processes}`` from the ``library_used`` counter (empty where the reporter does not send it).
+
 ``namespace=None`` means every hub. The store sums its hourly/daily buckets; Prometheus is
 asked with the dashboard's own PromQL (:mod:`popularity_contest.answers.promql`), through
 its HTTP API with ``urllib`` so no client library is needed. The two must agree: the dashboard and
@@ -14,20 +17,30 @@ its HTTP API with ``urllib`` so no client library is needed. The two must agree:
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from typing import Protocol
 
-from popularity_contest.answers.promql import promql
+from popularity_contest.answers.promql import counted, promql
 from popularity_contest.answers.window import Window
 from popularity_contest.collector.store import (
     Store,
     StoreError,
 )
 from popularity_contest.errors import PopconError
-from popularity_contest.names import IMPORTED_PACKAGE, PROCESSES_REPORTED
+from popularity_contest.names import IMPORTED_PACKAGE, LIBRARY_USED, PROCESSES_REPORTED
+
+#: Processes per distribution (``library_used``) for ``unused``, counted the dashboard's way.
+DISTRIBUTIONS_PROMQL = f"sum by (namespace, distribution) ({counted(LIBRARY_USED, '$__range')})"
+
+
+def _grafana(template: str, span: Window, namespace: str | None) -> str:
+    """``template`` with ``$namespace`` and ``$__range`` substituted as Grafana does."""
+    selected = ".*" if namespace is None else re.escape(namespace).replace("\\", "\\\\")
+    return template.replace("$namespace", selected).replace("$__range", f"{span.seconds}s")
 
 
 class SourceError(PopconError):
@@ -38,6 +51,10 @@ class Source(Protocol):
     def packages(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]: ...
 
     def processes(self, span: Window, namespace: str | None) -> dict[str, float]: ...
+
+    def distributions(
+        self, span: Window, namespace: str | None
+    ) -> dict[tuple[str, str], float]: ...
 
     def close(self) -> None: ...
 
@@ -75,6 +92,17 @@ class StoreSource:
         found: dict[str, float] = {}
         for total in totals:
             key = total.labels.get("namespace", "")
+            found[key] = found.get(key, 0.0) + total.value
+        return found
+
+    def distributions(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
+        try:
+            totals = self.store.totals(span.start, span.end, namespace, LIBRARY_USED)
+        except StoreError as error:
+            raise SourceError(str(error)) from None
+        found: dict[tuple[str, str], float] = {}
+        for total in totals:
+            key = (total.labels.get("namespace", ""), total.labels.get("distribution", ""))
             found[key] = found.get(key, 0.0) + total.value
         return found
 
@@ -135,6 +163,17 @@ class PrometheusSource:
         for metric, value in self._vector("processes", span, namespace):
             key = metric.get("namespace", "")
             found[key] = found.get(key, 0.0) + value
+        return found
+
+    def distributions(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
+        found: dict[tuple[str, str], float] = {}
+        expression = _grafana(DISTRIBUTIONS_PROMQL, span, namespace)
+        for sample in self.query(expression, span.end):
+            metric = sample.get("metric", {})
+            value = sample.get("value", [0, "0"])
+            if isinstance(metric, dict) and isinstance(value, list) and len(value) == 2:
+                key = (metric.get("namespace", ""), metric.get("distribution", ""))
+                found[key] = found.get(key, 0.0) + float(value[1])
         return found
 
     def close(self) -> None:

@@ -35,13 +35,23 @@ TOP_STACKED = 10
 PLOTLY_PATH = "/static/plotly.min.js"
 SERVICE_PREFIX = "JUPYTERHUB_SERVICE_PREFIX"  # set by JupyterHub for a managed service
 UNUSED_CACHE_SECONDS = 300.0
-PAGE_ORDER = ("unused", "dependency", "used", "infrastructure")  # candidates first
+# Candidates first; the rest as answers.unused.VERDICTS names them.
+PAGE_ORDER = (
+    "unused",
+    "hidden",
+    "dependency",
+    "used",
+    "commands",
+    "startup",
+    "local",
+    "infrastructure",
+)
 
 #: (status, content type, body)
 Reply = tuple[int, str, bytes]
 
 _plotly_js: bytes | None = None
-_unused_cache: dict[str, tuple[float, list[unused.Installed] | str]] = {}
+_unused_cache: dict[str, tuple[float, unused.Environment | str]] = {}
 _unused_lock = threading.Lock()
 
 
@@ -107,13 +117,23 @@ def _script_json(document: object) -> str:
 
 
 def _unused(
-    environment: str, packages: Mapping[tuple[str, str], float], now: float
+    environment: str,
+    packages: Mapping[tuple[str, str], float],
+    now: float,
+    *,
+    min_processes: int | None = None,
+    span: Window | None = None,
+    library_used: Mapping[tuple[str, str], float] | None = None,
 ) -> list[unused.Verdict] | str:
-    """Verdicts for ``environment`` (its listing cached for a few minutes), or an error text."""
+    """Verdicts for ``environment`` (its listing cached for a few minutes), or an error text.
+
+    ``packages``: every count, before the privacy threshold (``judge`` applies it: a
+    distribution imported below it is ``hidden``, never a removal candidate).
+    """
     with _unused_lock:
         cached = _unused_cache.get(environment)
         if cached is None or now - cached[0] > UNUSED_CACHE_SECONDS:
-            listing: list[unused.Installed] | str
+            listing: unused.Environment | str
             try:
                 listing = unused.inspect(environment)
             except unused.InspectError as error:
@@ -122,7 +142,13 @@ def _unused(
     listing = cached[1]
     if isinstance(listing, str):
         return listing
-    return unused.judge(listing, unused.imports_per_package(packages))
+    return unused.judge(
+        listing,
+        unused.imports_per_package(packages),
+        min_processes=min_processes,
+        span=span,
+        library_used=unused.imports_per_package(library_used or {}),
+    )
 
 
 def render(
@@ -192,9 +218,12 @@ def render(
             (
                 "chart-periods",
                 {
+                    # One line per package: adding packages' counts up would not count
+                    # processes (a process importing two packages would count twice).
                     "data": [
                         {
-                            "type": "bar",
+                            "type": "scatter",
+                            "mode": "lines+markers",
                             "name": package,
                             "x": [_period_label(p, aggregate) for p in periods],
                             "y": list(grid[package].values()),
@@ -203,9 +232,8 @@ def render(
                     ],
                     "layout": {
                         "title": {"text": f"Top {len(stacked)} packages per {aggregate}"},
-                        "barmode": "stack",
                         "xaxis": {"type": "category"},
-                        "yaxis": {"title": {"text": "processes"}},
+                        "yaxis": {"title": {"text": "processes that imported it"}},
                         "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
                         "height": 380,
                     },
@@ -282,7 +310,9 @@ def render(
     if min_processes is not None and min_processes > 1:
         add(
             f"<p class='note'>Privacy threshold: packages reported by fewer than"
-            f" {min_processes} processes are not shown.</p>"
+            f" {min_processes} processes are not shown. Hidden is not unused: in the"
+            " installed list below they are <code>hidden</code>, kept, never removal"
+            " candidates.</p>"
         )
 
     if figures:
@@ -328,27 +358,38 @@ def render(
 
     if environment:
         add(f"<h2>Installed in {_esc(environment)}</h2>")
-        # Aggregated over the hubs shown, after the privacy threshold.
-        verdicts = _unused(environment, {("", r.package): r.count for r in total_rows}, now)
+        # Aggregated over the hubs shown; below the privacy threshold means `hidden`.
+        verdicts = _unused(
+            environment,
+            packages,
+            now,
+            min_processes=min_processes,
+            span=span,
+            library_used=source.distributions(span, hub),
+        )
         if isinstance(verdicts, str):
             add(f"<p class='note'>{_esc(verdicts)}</p>")
         else:
             verdicts = sorted(verdicts, key=lambda v: PAGE_ORDER.index(v.verdict))
-            candidates = sum(1 for v in verdicts if v.verdict == "unused")
+            candidates = sum(1 for v in verdicts if v.candidate)
             add(
-                f"<p id='candidates'>{candidates} removal candidates: installed, not imported"
-                " in this window, needed by nothing that was (see <code>popularity-contest"
-                " unused</code>).</p>"
+                f"<p id='candidates'>{candidates} removal candidates: installed by pip,"
+                " not imported in this window, needed by nothing kept (see"
+                " <code>popularity-contest unused</code>). A package imported by fewer"
+                " processes than the privacy threshold is <code>hidden</code>: hidden is"
+                " not unused.</p>"
             )
             add(
                 "<table id='unused'><tr><th>distribution</th><th>version</th>"
-                "<th>verdict</th><th>imports</th><th>packages</th><th>why</th></tr>"
+                "<th>verdict</th><th>processes</th><th>managed by</th><th>packages</th>"
+                "<th>why</th></tr>"
             )
             for v in verdicts:
                 add(
                     f"<tr class='{_esc(v.verdict)}'><td>{_esc(v.distribution)}</td>"
                     f"<td>{_esc(v.version)}</td><td>{_esc(v.verdict)}</td>"
-                    f"<td class='n'>{_num(v.imports)}</td><td>{_esc(' '.join(v.packages))}</td>"
+                    f"<td class='n'>{_processes(v)}</td><td>{_esc(v.manager)}</td>"
+                    f"<td>{_esc(' '.join(v.packages))}</td>"
                     f"<td>{_esc(v.reason)}</td></tr>"
                 )
             add("</table>")
@@ -369,6 +410,13 @@ def render(
         add("</script>")
     add("</body></html>\n")
     return "\n".join(out).encode("utf-8")
+
+
+def _processes(verdict: unused.Verdict) -> str:
+    if verdict.processes is None:
+        return "-"  # hidden by the privacy threshold
+    text = _num(verdict.processes)
+    return text if verdict.exact or verdict.processes == 0 else "&ge;" + text
 
 
 def _period_label(period: datetime, aggregate: str) -> str:
@@ -405,7 +453,7 @@ table { border-collapse: collapse; background: #fff; width: 100%;
 th, td { text-align: left; padding: 5px 10px; border-bottom: 1px solid #e3e6ea; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 tr.unused td { background: #fff4e5; }
-tr.infrastructure td, tr.dependency td { color: #666; }
+tr.infrastructure td, tr.dependency td, tr.hidden td { color: #666; }
 footer { margin-top: 30px; color: #777; font-size: .9em; }
 footer a { margin-left: 8px; }
 """
