@@ -60,13 +60,14 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from popularity_contest.answers.window import Window
 from popularity_contest.errors import PopconError
-
-if TYPE_CHECKING:
-    from packaging.markers import Marker
 
 VERDICTS = (
     "used",
@@ -114,12 +115,6 @@ class InspectError(PopconError):
 
 def normalize(name: str) -> str:
     """PEP 503 normalised name (``packaging.utils.canonicalize_name``)."""
-    try:
-        from packaging.utils import canonicalize_name
-    except ImportError:
-        raise InspectError(
-            "judging requirements needs `packaging`: pip install 'popularity-contest[collector]'"
-        ) from None
     return str(canonicalize_name(name))
 
 
@@ -317,9 +312,6 @@ class Requirements:
     """
 
     def __init__(self, installed: Sequence[Installed], environment: Mapping[str, str]) -> None:
-        normalize("")  # a clear error without packaging
-        from packaging.requirements import InvalidRequirement, Requirement
-
         self._environment = dict(environment)
         self._installed = {d.distribution for d in installed}
         self._parsed: dict[str, list[tuple[str, frozenset[str], Marker | None]]] = {}

@@ -241,7 +241,8 @@ def test_unused_job_recipe_in_the_user_image(user_image: Path, tmp_path: Path) -
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    verdicts = {row["distribution"]: row["verdict"] for row in json.loads(result.stdout)}
+    document = json.loads(result.stdout)
+    verdicts = {row["distribution"]: row["verdict"] for row in document["distributions"]}
     assert verdicts["idlepkg"] == "unused"
     assert verdicts["usedpkg"] == "used"
     # The user image's own environment, not the checkout's.
