@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,7 +67,7 @@ def test_reporting_processes_never_reach_the_default_port(
     )
     assert (inherited.returncode, inherited.stderr) == (0, "")
     # Importing a helper in the pytest process activates nothing.
-    import popularity_contest.inprocess.runtime as runtime
+    from popularity_contest.inprocess import runtime
 
     assert not runtime.is_active()
     assert _received(default_port) == []
