@@ -155,8 +155,14 @@ class _Reporter:
         lines = [wire.counter_line(wire.package_name(prefix, name, user_site=kind == USER))]
         self.sent.append(name)
         if self.config.count_distributions:
-            owners = self.classifier.namespace_owners(name, modules) if dist.name else set()
-            lines.extend(self.distribution_lines(owners or {dist.name}))
+            # A namespace package names the owners of the files imported under it, now or
+            # at a later sweep; anything else names its distribution.
+            if name in self.classifier.namespaces:
+                lines.extend(
+                    self.distribution_lines(self.classifier.namespace_owners(name, modules))
+                )
+            else:
+                lines.extend(self.distribution_lines({dist.name}))
         return lines
 
     def distribution_lines(self, owners: "Iterable[str]") -> "list[str]":
