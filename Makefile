@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint system-deps bench matrix clean
+.PHONY: demo test lint coverage system-deps bench matrix clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,17 +20,25 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The default suite under branch coverage, the reporter inside subprocesses included
+# (coverage's `patch = subprocess`); fails below the floor in pyproject.toml.
+coverage: $(STAMP)
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest -q
+	$(BIN)/coverage combine -q
+	$(BIN)/coverage report
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 # System packages some integration tests use (the real Prometheus, headless Chromium,
-# JupyterHub's configurable-http-proxy from npm).
+# systemd-analyze for the unit in deploy/systemd, Lmod for the HPC module files, JupyterHub's configurable-http-proxy from npm).
 # Without them those tests skip on a laptop; under CI=true they fail instead.
 system-deps:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus chromium
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus chromium systemd lmod
 	# JupyterHub's proxy, for the test that runs the page as a real hub service.
 	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
 	command -v configurable-http-proxy >/dev/null || npm install -g --silent configurable-http-proxy
@@ -65,4 +73,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .venv-matrix build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-matrix build dist .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

@@ -6,22 +6,21 @@ Both sources answer the same two questions for a window ``[start, end)``:
 * ``processes(window, namespace)``: ``{namespace: processes reported}``
 
 ``namespace=None`` means every hub. The store sums its hourly/daily buckets; Prometheus is
-asked with the dashboard's own PromQL (``PROMQL`` below, with the Grafana variables
-``$namespace`` and ``$__range`` substituted the way Grafana does), through its HTTP API with
-``urllib`` so no client library is needed. The two must agree: the dashboard and
+asked with the dashboard's own PromQL (:mod:`popularity_contest.answers.promql`), through
+its HTTP API with ``urllib`` so no client library is needed. The two must agree: the dashboard and
 ``report --prometheus`` give the same numbers for the same range.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from typing import Protocol
 
+from popularity_contest.answers.promql import promql
 from popularity_contest.answers.window import Window
 from popularity_contest.collector.store import (
     Store,
@@ -29,39 +28,6 @@ from popularity_contest.collector.store import (
 )
 from popularity_contest.errors import PopconError
 from popularity_contest.names import IMPORTED_PACKAGE, PROCESSES_REPORTED
-
-
-def counted(metric: str, window: str) -> str:
-    """Per series, what the counter gained in the ``window`` ending at the query's time.
-
-    The dashboard's counting expression (deploy/grafana/build_dashboard.py imports it),
-    character for character: tests/unit/test_report_promql.py fails if they drift apart.
-    Not ``increase()``, which extrapolates and misses the first count of a series born in
-    the window (a package imported once would show as 0). Per series, the first that
-    applies: existed at the start and never went down: last minus start (exact); born in
-    the window: its last value (exact); went down (the exporter restarted): its last value,
-    or what it gained since its first sample in the window (lower bounds, never inflated,
-    never negative).
-    """
-    series = f'{metric}{{namespace=~"$namespace"}}'
-    last = f"last_over_time({series}[{window}])"
-    start = f"({series} offset {window} or last_over_time({series}[{window}] offset {window}))"
-    went_down = f"resets({series}[{window}]) > 0"
-    return (
-        f"((({last} - {start}) >= 0) unless ({went_down}))"
-        f" or ({last} unless {start})"
-        f" or ({last} and ({went_down}))"
-        f" or ({last} - min_over_time({series}[{window}]))"
-    )
-
-
-#: The queries ``report`` and ``unused`` send, as Grafana templates (``$namespace``,
-#: ``$__range``): the dashboard's "Top packages" grouped by hub as well, and its
-#: "Processes per hub" without the sort.
-PROMQL = {
-    "packages": f"sum by (namespace, package) ({counted(IMPORTED_PACKAGE, '$__range')})",
-    "processes": f"sum by (namespace) ({counted(PROCESSES_REPORTED, '$__range')})",
-}
 
 
 class SourceError(PopconError):
@@ -115,12 +81,6 @@ class StoreSource:
     def close(self) -> None:
         if self._owned:
             self.store.close()
-
-
-def promql(name: str, span: Window, namespace: str | None) -> str:
-    """The dashboard's query ``name`` with its variables substituted as Grafana does."""
-    selected = ".*" if namespace is None else re.escape(namespace).replace("\\", "\\\\")
-    return PROMQL[name].replace("$namespace", selected).replace("$__range", f"{span.seconds}s")
 
 
 class PrometheusSource:

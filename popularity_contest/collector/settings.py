@@ -38,8 +38,16 @@ DB_FILE_NAME = "popcon.sqlite3"
 
 
 def default_db_path(environ: Mapping[str, str] | None = None) -> str:
-    """``$XDG_DATA_HOME/popularity-contest/popcon.sqlite3`` (``~/.local/share`` by default)."""
+    """``$XDG_DATA_HOME/popularity-contest/popcon.sqlite3`` (``~/.local/share`` by default).
+
+    Run as a system service (systemd sets ``STATE_DIRECTORY`` from ``StateDirectory=``, a
+    colon-separated list when there are several), the store is ``popcon.sqlite3`` in the first
+    of those directories instead: ``/var/lib/popularity-contest/popcon.sqlite3``.
+    """
     env = os.environ if environ is None else environ
+    state = env.get("STATE_DIRECTORY", "").split(":")[0].strip()
+    if state and os.path.isabs(state):
+        return os.path.join(state, DB_FILE_NAME)
     data_home = env.get("XDG_DATA_HOME", "").strip()
     if not data_home or not os.path.isabs(data_home):  # the XDG spec ignores relative paths
         data_home = os.path.join(os.path.expanduser("~"), ".local", "share")

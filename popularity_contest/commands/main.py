@@ -62,6 +62,51 @@ def _add_window(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_archive(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``archive`` subcommand's flags."""
+    cmd = sub.add_parser(
+        "archive",
+        help="copy daily counts from Prometheus-compatible APIs into the store (for years)",
+        description="Read one count per series and complete UTC day from each source with "
+        "the dashboard's counting expression and add them to the store as daily buckets "
+        "labelled cluster=NAME. Idempotent and resumable: each source's last archived day "
+        "is kept in the store. Run it daily (a Kubernetes CronJob, a systemd timer).",
+    )
+    cmd.add_argument(
+        "--source",
+        action="append",
+        required=True,
+        metavar="NAME=URL",
+        help="a source and its base URL (Prometheus, Thanos Query, Mimir, VictoriaMetrics);"
+        " repeat for several clusters, e.g. --source east=http://prometheus.east:9090",
+    )
+    cmd.add_argument(
+        "--db", metavar="PATH", help="the store to write (default: the collector's store)"
+    )
+    cmd.add_argument(
+        "--prometheus-header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="an HTTP header sent to every source, e.g. 'X-Scope-OrgID: hubs' (repeatable)",
+    )
+    cmd.add_argument(
+        "--bearer-token-file", metavar="FILE", help="send 'Authorization: Bearer <file's text>'"
+    )
+    cmd.add_argument("--ca-file", metavar="FILE", help="CA bundle to verify HTTPS sources")
+    cmd.add_argument(
+        "--backfill",
+        default="1830d",
+        metavar="AGE",
+        help="how far back a source's first run starts (default 1830d: any retention)",
+    )
+    cmd.add_argument(
+        "--until", metavar="DAY", help="stop after this UTC day (ISO 8601); default yesterday"
+    )
+    cmd.add_argument("--format", choices=("table", "json"), default="table")
+    cmd.set_defaults(target="popularity_contest.commands.archive:run")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="popularity-contest",
@@ -127,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_window(unused)
     _add_format(unused, ("table", "json", "csv", "requirements"))
     unused.set_defaults(target="popularity_contest.commands.unused:run")
+
+    _add_archive(sub)
 
     demo = sub.add_parser(
         "demo", help="start a collector, run instrumented Python processes, show the counts"

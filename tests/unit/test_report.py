@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from popularity_contest.answers import sources
 from popularity_contest.answers.formats import table
+from popularity_contest.answers.promql import promql
 from popularity_contest.answers.ranking import Row, top_packages
-from popularity_contest.answers.sources import promql
 from popularity_contest.answers.unused import Installed, interpreter, judge
 from popularity_contest.answers.window import Window, parse_age, parse_time, window
 from popularity_contest.commands.report import render
