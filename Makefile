@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint coverage docs dist system-deps bench clean
+.PHONY: demo test lint coverage docs dist system-deps bench matrix clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,8 +67,34 @@ system-deps:
 	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
 	command -v configurable-http-proxy >/dev/null || npm install -g --silent configurable-http-proxy
 
+# The reporter's and activation's integration tests under every Python users run (3.10-3.13),
+# each from the pyenv interpreters of this machine/CI, in a venv of its own
+# (.venv-matrix/<version>, pip install -e '.[dev]'). A missing interpreter is skipped with
+# a reason locally and fails under CI=true.
+MATRIX_TESTS := tests/integration/test_reporter.py tests/integration/test_reporter_layouts.py \
+	tests/integration/test_activation.py tests/integration/test_kernels.py \
+	tests/integration/test_no_real_collector.py tests/unit/test_inprocess_imports.py \
+	tests/unit/test_packages.py tests/unit/test_wire.py tests/unit/test_config.py
+matrix:
+	@root=$$(pyenv root 2>/dev/null || echo "$$HOME/.pyenv"); status=0; \
+	for minor in 10 11 12 13; do \
+	  python=$$(ls -d $$root/versions/3.$$minor*/bin/python 2>/dev/null | sort -V | tail -n 1); \
+	  if [ -z "$$python" ]; then \
+	    if [ "$$CI" = true ]; then echo "matrix: Python 3.$$minor missing under CI"; status=1; \
+	    else echo "matrix: SKIPPED Python 3.$$minor: no $$root/versions/3.$$minor*/bin/python (pyenv install 3.$$minor)"; fi; \
+	    continue; \
+	  fi; \
+	  venv=.venv-matrix/3.$$minor; \
+	  if [ ! -f $$venv/.installed ] || [ pyproject.toml -nt $$venv/.installed ]; then \
+	    $$python -m venv $$venv && $$venv/bin/python -m pip install --quiet -e '.[dev]' \
+	      && touch $$venv/.installed || { status=1; continue; }; \
+	  fi; \
+	  echo "== Python 3.$$minor ($$python)"; \
+	  $$venv/bin/python -m pytest -q $(MATRIX_TESTS) || status=1; \
+	done; exit $$status
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
+	rm -rf $(VENV) $(DEMO_VENV) .venv-matrix build dist .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

@@ -415,3 +415,41 @@ def test_check_json_keeps_its_keys() -> None:
     assert set(doc["config"]) == {"host", "port", "prefix", "eager", "disabled", "problem"}
     assert doc["healthy"] is False
     assert doc["environment"]["here"] is True
+
+
+@pytest.mark.parametrize("method", install.METHODS)
+def test_install_refuses_to_replace_a_symbolic_link(tmp_path: Path, method: str) -> None:
+    prefix = fake_env(tmp_path / "env")
+    target = install.locate(prefix).target(method)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    victim = tmp_path / "victim"
+    for text in ("precious\n", install.content(method)):  # even when the text is the same
+        victim.write_text(text)
+        target.symlink_to(victim)
+        with pytest.raises(install.InstallError, match="symbolic link"):
+            install.install(method, prefix)
+        assert victim.read_text() == text
+        assert target.is_symlink()
+        target.unlink()
+
+
+def test_install_never_follows_a_planted_temporary_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The old temporary name was predictable (.<name>.<pid>.tmp): a link planted there by
+    # someone who can write to site-packages must not redirect root's write.
+    import os
+
+    prefix = fake_env(tmp_path / "env")
+    target = install.locate(prefix).target("site")
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    planted = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    planted.symlink_to(victim)
+    assert install.install("site", prefix).action == "created"
+    assert victim.read_text() == "precious\n"
+    assert target.read_text() == install.content("site")
+    assert not target.is_symlink()
+    assert oct(target.stat().st_mode & 0o777) == oct(0o644)
+    leftovers = sorted(p.name for p in target.parent.iterdir())
+    assert leftovers == sorted([target.name, planted.name])  # ours cleaned, theirs untouched

@@ -32,7 +32,7 @@ out. The document::
 from __future__ import annotations
 
 import glob
-import importlib.util
+import importlib
 import json
 import os
 import pathlib
@@ -52,13 +52,22 @@ JUPYTER_DATA = {
 
 
 def load_rules(path: str) -> ModuleType:
-    """The reporter's ``classify`` module, loaded from its file (standard library only)."""
-    spec = importlib.util.spec_from_file_location("_popcon_classify", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The reporter's ``classify`` module, loaded from its folder (standard library only).
+
+    The target environment may not have popularity-contest (or another version of it):
+    ``popularity_contest`` and ``popularity_contest.inprocess`` are set up here as bare
+    packages whose ``__path__`` is the command's own folders, so ``classify`` and the
+    in-process modules it loads lazily (``layouts``) come from the command's version.
+    """
+    inprocess = os.path.dirname(os.path.abspath(path))
+    for name, folder in (
+        ("popularity_contest", os.path.dirname(inprocess)),
+        ("popularity_contest.inprocess", inprocess),
+    ):
+        package = ModuleType(name)
+        package.__path__ = [folder]
+        sys.modules[name] = package
+    return importlib.import_module("popularity_contest.inprocess.classify")
 
 
 def marker_environment() -> dict[str, str]:
@@ -197,7 +206,7 @@ def describe(rules: ModuleType, directory: str, entry: str, prefix: str) -> dict
     installer = (dist.read_text("INSTALLER") or "").strip() or None
     is_dist_info = entry.endswith(".dist-info")
     record = "RECORD" if is_dist_info else "installed-files.txt"
-    reporter_view = rules.Distribution(path, entry)
+    reporter_view = rules.Distribution(directory, entry)
     packages = sorted(n for n in reporter_view.top_level() if rules.top_level(n) == n)
     real = os.path.realpath(directory)
     return {
