@@ -58,11 +58,12 @@ dist:
 	@ls dist/popularity_contest-*.whl
 
 # System packages some integration tests use (the real Prometheus, headless Chromium,
-# systemd-analyze for the unit in deploy/systemd, Lmod for the HPC module files, JupyterHub's configurable-http-proxy from npm).
+# systemd-analyze for the unit in deploy/systemd, Lmod for the HPC module files, gcc for the
+# extension-module probe of the kernel tests, JupyterHub's configurable-http-proxy from npm).
 # Without them those tests skip on a laptop; under CI=true they fail instead.
 system-deps:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus chromium systemd lmod
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus chromium systemd lmod gcc
 	# JupyterHub's proxy, for the test that runs the page as a real hub service.
 	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
 	command -v configurable-http-proxy >/dev/null || npm install -g --silent configurable-http-proxy

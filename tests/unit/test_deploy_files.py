@@ -140,6 +140,8 @@ def test_each_metric_keeps_one_label_set_across_rules(mapper: Mapper) -> None:
         PROCESSES: {frozenset({"namespace"})},
         LIBRARY: {frozenset({"namespace", "distribution"})},
         CHECK: {frozenset({"namespace"})},
+        names.DIRECTLY_IMPORTED_PACKAGE: {frozenset({"namespace", "package"})},
+        names.DIRECTLY_IMPORTED_USER_PACKAGE: {frozenset({"namespace", "package"})},
     }
 
 
