@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint system-deps bench clean
+.PHONY: demo test lint system-deps bench clean acceptance acceptance-reduced
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,17 @@ system-deps:
 	# JupyterHub's proxy, for the test that runs the page as a real hub service.
 	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
 	command -v configurable-http-proxy >/dev/null || npm install -g --silent configurable-http-proxy
+
+# The acceptance test (tests/acceptance, docs/operations/acceptance.md): a real JupyterLab +
+# data-science environment from PyPI (cached in .acceptance-cache/), every activation route
+# compared with an independent record of each process's imports, then every `unused`
+# candidate removed and everything run again. Not part of `make test`.
+acceptance: $(STAMP)
+	POPCON_ACCEPTANCE=full $(BIN)/python -m pytest tests/acceptance -v -s
+
+# The same, reduced for CI: the `both` route and the default threshold only.
+acceptance-reduced: $(STAMP)
+	POPCON_ACCEPTANCE=reduced $(BIN)/python -m pytest tests/acceptance -v -s
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
