@@ -28,6 +28,7 @@ from __future__ import annotations
 import ast
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +86,7 @@ class Record:
 
     ident: str
     pid: int
+    ppid: int
     start: float
     isolated: bool
     argv: list[str]
@@ -103,6 +105,10 @@ class Record:
         boundary = "cell" if self.ipython else "run"
         return {name for name, seen in self.names if boundary in seen}
 
+    def snapshot_names(self) -> set[str]:
+        """Names imported before user code started (a forked child has none)."""
+        return {name for name, _ in self.names} - self.user_names()
+
 
 def parse(path: Path) -> Record:
     record: Record | None = None
@@ -114,14 +120,15 @@ def parse(path: Path) -> Record:
             record = Record(
                 ident=path.stem,
                 pid=int(fields[1]),
+                ppid=int(fields[2]),
                 start=float(fields[0]),
                 isolated=fields[3] == "1",
                 argv=list(ast.literal_eval(fields[4])),
             )
             continue
         if kind == "fork":
-            record = Record(ident=path.stem, pid=int(path.stem.split("-")[0]), start=0.0,
-                            isolated=False, argv=[], fork_parent=fields[0])  # fmt: skip
+            record = Record(ident=path.stem, pid=int(path.stem.split("-")[0]), ppid=0,
+                            start=0.0, isolated=False, argv=[], fork_parent=fields[0])  # fmt: skip
             record.inherited = frozenset(fields[1].split(",")) - {"-"}
             seen |= record.inherited
             continue
@@ -145,6 +152,8 @@ class Process:
     covered: bool = False
     fork: bool = False
     counted: set[str] = field(default_factory=set)
+    snapshot: set[str] = field(default_factory=set)
+    name: str = ""
 
     @property
     def first(self) -> Record:
@@ -155,7 +164,7 @@ class Process:
         return "exit" in self.images[-1].markers
 
     def label(self) -> str:
-        return describe(self.first.argv)
+        return self.name or describe(self.first.argv)
 
 
 def describe(argv: list[str]) -> str:
@@ -165,8 +174,13 @@ def describe(argv: list[str]) -> str:
         return "kernel"
     if args[:1] == ["-c"]:
         code = args[1] if len(args) > 1 else ""
-        if "multiprocessing" in code:
-            return "mp-" + code.split("import")[1].split()[0].rsplit(".", 1)[-1]
+        for part, name in [
+            ("resource_tracker", "mp-resource-tracker"),
+            ("spawn_main", "mp-spawn-worker"),
+            ("forkserver", "mp-forkserver"),
+        ]:
+            if part in code:
+                return name
         return "python -c"
     if args[:1] == ["-m"]:
         return f"-m {args[1]}"
@@ -187,13 +201,17 @@ class Expected:
     per_process: list[Process]
 
     def who(self, package: str) -> str:
-        """Which processes imported ``package`` (labels with counts)."""
-        labels = Counter(
-            p.label() + ("[fork]" if p.fork else "")
-            for p in self.per_process
-            if package in p.counted
-        )
-        return ", ".join(f"{label} x{n}" if n > 1 else label for label, n in sorted(labels.items()))
+        """Which reporting processes imported ``package`` after their user code started."""
+        return _labels(p for p in self.per_process if p.covered and package in p.counted)
+
+    def before(self, package: str) -> str:
+        """Which reporting processes had ``package`` before their user code started."""
+        return _labels(p for p in self.per_process if p.covered and package in p.snapshot)
+
+
+def _labels(processes: Iterable[Process]) -> str:
+    labels = Counter(p.label() for p in processes)
+    return ", ".join(f"{label} x{n}" if n > 1 else label for label, n in sorted(labels.items()))
 
 
 def expected(truth_dir: Path, route: str, dists: Distributions) -> Expected:
@@ -222,11 +240,16 @@ def expected(truth_dir: Path, route: str, dists: Distributions) -> Expected:
         site = not record.isolated and not _own_command(record.argv)
         return {"ipython": ipython, "site": site, "both": ipython or site}[route]
 
+    by_pid = {p.first.pid: p for p in processes}
     for process in processes:
         process.covered = any(covered(image, image.ipython) for image in process.images)
+        parent = by_pid.get(process.first.ppid)
+        if parent is not None and parent is not process:
+            process.name = f"{describe(process.first.argv)}<{describe(parent.first.argv)}"
         if process.covered:
             for image in process.images:
                 process.counted |= {n for n in image.user_names() if _counted(n, countable)}
+                process.snapshot |= {n for n in image.snapshot_names() if _counted(n, countable)}
 
     forks: list[Process] = []
     for record in records:
@@ -237,6 +260,7 @@ def expected(truth_dir: Path, route: str, dists: Distributions) -> Expected:
             root = by_ident[root.fork_parent]
         parent = by_image[id(root)]
         child = Process([record], covered=parent.covered, fork=True)
+        child.name = f"{parent.label()}[fork]"
         if child.covered:
             # Markers the parent had seen are inherited: a child forked after user code
             # started counts everything it imports.
@@ -261,13 +285,14 @@ def mismatch_table(expected: Counter[str], observed: Counter[str], truth: Expect
     for package in sorted(set(expected) | set(observed)):
         want, got = expected.get(package, 0), observed.get(package, 0)
         if want != got:
-            rows.append((package, str(want), str(got), f"{got - want:+d}", truth.who(package)))
+            who, before = truth.who(package) or "-", truth.before(package) or "-"
+            rows.append((package, str(want), str(got), f"{got - want:+d}", who, before))
     if not rows:
         return ""
-    head = ("package", "truth", "collector", "diff", "imported after user code started by")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    head = ("package", "truth", "collector", "diff", "imported by (truth)", "snapshot of")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(5)]
     lines = [
-        "  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row))
+        "  ".join(cell.ljust(widths[i]) if i < 5 else cell for i, cell in enumerate(row)).rstrip()
         for row in [head, *rows]
     ]
     return "\n".join(lines)
