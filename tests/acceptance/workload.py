@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -32,6 +33,8 @@ T = TypeVar("T")
 WORKLOAD = HERE / "workload"
 CHECK_LINE = b"python_popcon.check:1|c"
 CHECK_METRIC = "python_popcon_check_total"
+#: Terminal colours (IPython tracebacks in nbclient errors) make failure messages unreadable.
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -210,7 +213,7 @@ def run_workload(
                 argv, cwd=work, env=environ, capture_output=True, text=True, timeout=600,
                 check=False, stdin=subprocess.DEVNULL,
             )  # fmt: skip
-            code, output = result.returncode, result.stdout + result.stderr
+            code, output = result.returncode, ANSI.sub("", result.stdout + result.stderr)
         except subprocess.TimeoutExpired as error:
             code, output = -1, f"timed out: {error}"
         outcome = Outcome(name, argv, code, time.monotonic() - started, output)
