@@ -278,7 +278,8 @@ def check_jupyterlab(env: BuiltEnv, run_dir: Path, statsd_port: int, notebook: P
         relative = notebook.relative_to(root).as_posix()
         status, body = http_get(f"{base}/nbconvert/html/{relative}?download=false", auth)
         if status != 200 or "<html" not in body.lower():
-            problems.append(f"GET /nbconvert/html/{relative}: HTTP {status}: {body[-1500:]}")
+            text = " ".join(re.sub(r"<[^>]+>", " ", body).split())
+            problems.append(f"GET /nbconvert/html/{relative}: HTTP {status}: ...{text[-800:]}")
         status, body = http_get(base + "/api/kernelspecs", auth)
         if status != 200 or "python3" not in body:
             problems.append(f"GET /api/kernelspecs: HTTP {status}: {body[:300]}")
