@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint system-deps bench clean acceptance acceptance-reduced
+.PHONY: demo test lint coverage docs dist system-deps bench clean acceptance acceptance-reduced
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,23 +14,55 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/popularity-contest demo
+# The demo gets its own environment with only what it needs (the collector extra), so
+# `make demo` does not wait for the test and lint tools; `make test` keeps using .[dev].
+DEMO_VENV := .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed
+
+$(DEMO_STAMP): pyproject.toml
+	@echo "demo: installing popularity-contest with its collector extra into $(DEMO_VENV)/ (first run only, about a minute)..."
+	@$(PYTHON) -m venv $(DEMO_VENV)
+	@$(DEMO_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[collector]'
+	@touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/popularity-contest demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The default suite under branch coverage, the reporter inside subprocesses included
+# (coverage's `patch = subprocess`); fails below the floor in pyproject.toml.
+coverage: $(STAMP)
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest -q
+	$(BIN)/coverage combine -q
+	$(BIN)/coverage report
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The documentation site, offline, warnings as errors (what CI and Read the Docs build).
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -n -b html docs build/docs/html
+	@echo "open build/docs/html/index.html"
+
+# The wheel the install instructions use until this version is on the package index.
+# A small venv of its own, so building a wheel never needs the development environment.
+dist:
+	test -x build/dist-venv/bin/python || $(PYTHON) -m venv build/dist-venv
+	rm -f dist/popularity_contest-*.whl
+	build/dist-venv/bin/python -m pip wheel --quiet --no-deps --wheel-dir dist .
+	@ls dist/popularity_contest-*.whl
+
 # System packages some integration tests use (the real Prometheus, headless Chromium,
-# JupyterHub's configurable-http-proxy from npm).
+# systemd-analyze for the unit in deploy/systemd, Lmod for the HPC module files, JupyterHub's configurable-http-proxy from npm).
 # Without them those tests skip on a laptop; under CI=true they fail instead.
 system-deps:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus chromium
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus chromium systemd lmod
 	# JupyterHub's proxy, for the test that runs the page as a real hub service.
 	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
 	command -v configurable-http-proxy >/dev/null || npm install -g --silent configurable-http-proxy
@@ -50,4 +82,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

@@ -2,6 +2,6 @@
 
 import sys
 
-from popularity_contest.cli import main
+from popularity_contest.commands.main import main
 
 sys.exit(main())

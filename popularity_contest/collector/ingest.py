@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 
-from popularity_contest import wire
+from popularity_contest.collector import statsd_line
 from popularity_contest.collector.mapping import Mapper
 from popularity_contest.collector.store import SeriesKey
 
@@ -99,8 +99,8 @@ class Ingest:
         except UnicodeDecodeError:
             return "bad:malformed_line"
         try:
-            name, tags, samples = wire.parse_line(line)
-        except wire.LineError as error:
+            name, tags, samples = statsd_line.parse_line(line)
+        except statsd_line.LineError as error:
             return f"bad:{error.reason}"
         if any(stat_type != "c" for _, stat_type in samples):
             return "ignored"

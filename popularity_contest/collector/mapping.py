@@ -32,6 +32,8 @@ from pathlib import Path
 
 import yaml
 
+from popularity_contest.errors import PopconError
+
 PACKAGED_MAPPING = "statsd-mapping.yaml"
 
 #: statsd type -> the metric type a rule's ``match_metric_type`` names.
@@ -75,7 +77,7 @@ _DEFAULT_KEYS = frozenset(
 )
 
 
-class MappingError(ValueError):
+class MappingError(PopconError, ValueError):
     """The mapping file cannot be used; the message names the file and the rule."""
 
 

@@ -16,116 +16,27 @@ addresses are never looked at, logged or stored.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
 import socket
-import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from types import FrameType
 
-from popularity_contest import config as env
-from popularity_contest.collector import hubauth
-from popularity_contest.collector.api import Api, Responder, handler_class
 from popularity_contest.collector.exposition import PopconCollector, registry_for
 from popularity_contest.collector.ingest import Ingest
 from popularity_contest.collector.mapping import Mapper, MappingError
+from popularity_contest.collector.settings import Config, ConfigError
 from popularity_contest.collector.store import SeriesKey, Store, StoreError
+from popularity_contest.collector.web import hubauth
+from popularity_contest.collector.web.api import Api, Responder, handler_class
 
 log = logging.getLogger("popularity_contest.serve")
 
 ROLL_UP_EVERY = 3600.0
-
-
-class ConfigError(ValueError):
-    """A setting that cannot be used; the message names the flag or variable."""
-
-
-def parse_address(text: str, what: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) -> (host, port); port 0 = any free port."""
-    host, colon, port_text = text.strip().rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not colon or not host or not port_text.isdigit() or int(port_text) > 65535:
-        raise ConfigError(f"{what}: expected HOST:PORT, got {text!r}")
-    return host, int(port_text)
-
-
-def _number(environ: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    text = environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"{name}: not a number: {text!r}") from None
-    if not value >= minimum:
-        raise ConfigError(f"{name}: must be at least {minimum:g}")
-    return value
-
-
-@dataclass(frozen=True)
-class Config:
-    """Every setting of the collector, read once."""
-
-    statsd: tuple[str, int]
-    http: tuple[str, int]
-    db: str
-    mapping: str | None  # None: the rules shipped in the package
-    environment: str | None  # for the page (a later feature): stored, unused here
-    flush_interval: float
-    hourly_retention_days: float
-    max_series: int
-    max_datagram: int
-    rcvbuf: int
-    min_processes: int  # privacy threshold of the page and the JSON/CSV API
-    #: ``JUPYTERHUB_*`` settings when a hub runs us (its login then guards page and API).
-    hub: Mapping[str, str] | None = None
-    metrics_auth: bool = False  # under a hub: /metrics needs a hub token too
-
-    @classmethod
-    def from_args(
-        cls, args: argparse.Namespace, environ: Mapping[str, str] | None = None
-    ) -> Config:
-        """Flags win over ``PYTHON_POPCONTEST_SERVE_*`` variables, which win over defaults."""
-        environ = os.environ if environ is None else environ
-
-        def setting(flag: str | None, variable: str, default: str | None) -> str | None:
-            value = flag if flag else environ.get(variable, "").strip()
-            return value or default
-
-        statsd = setting(getattr(args, "statsd", None), env.SERVE_STATSD, env.DEFAULT_SERVE_STATSD)
-        http = setting(getattr(args, "http", None), env.SERVE_HTTP, env.DEFAULT_SERVE_HTTP)
-        db = setting(getattr(args, "db", None), env.SERVE_DB, None) or env.default_db_path(environ)
-        return cls(
-            statsd=parse_address(statsd or "", "--statsd"),
-            http=parse_address(http or "", "--http"),
-            db=os.path.expanduser(db),
-            mapping=setting(getattr(args, "mapping", None), env.SERVE_MAPPING, None),
-            environment=setting(getattr(args, "environment", None), env.SERVE_ENVIRONMENT, None),
-            flush_interval=_number(
-                environ, env.SERVE_FLUSH_INTERVAL, env.DEFAULT_FLUSH_INTERVAL, 0.01
-            ),
-            hourly_retention_days=_number(
-                environ, env.SERVE_HOURLY_RETENTION, env.DEFAULT_HOURLY_RETENTION_DAYS, 1
-            ),
-            max_series=int(_number(environ, env.SERVE_MAX_SERIES, env.DEFAULT_MAX_SERIES, 1)),
-            max_datagram=int(
-                _number(environ, env.SERVE_MAX_DATAGRAM, env.DEFAULT_SERVE_MAX_DATAGRAM, 64)
-            ),
-            rcvbuf=int(_number(environ, env.SERVE_RCVBUF, env.DEFAULT_RCVBUF, 4096)),
-            min_processes=int(
-                _number(environ, env.SERVE_MIN_PROCESSES, env.DEFAULT_MIN_PROCESSES, 1)
-            ),
-            hub=hubauth.hub_environment(environ),
-            metrics_auth=environ.get(env.SERVE_METRICS_AUTH, "").strip().lower()
-            in ("1", "true", "yes"),
-        )
 
 
 def _format_address(address: tuple[str, int]) -> str:
@@ -431,27 +342,3 @@ class Server:
         stats["series_limit"] = self.config.max_series
         stats["kernel_drops"] = kernel_drops(self.udp) if self.udp is not None else None
         return stats
-
-
-def configure_logging() -> None:
-    logger = logging.getLogger("popularity_contest")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s popularity-contest serve: %(levelname)s %(message)s")
-        )
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-
-
-def run(args: argparse.Namespace) -> int:
-    """The ``serve`` subcommand."""
-    configure_logging()
-    try:
-        config = Config.from_args(args)
-    except ConfigError as error:
-        log.error("cannot start: %s", error)  # noqa: TRY400 - one clear line, no traceback
-        return 2
-    from popularity_contest import page
-
-    return Server(config, page=page.hook(config.environment, config.min_processes)).run()

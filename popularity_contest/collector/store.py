@@ -33,7 +33,6 @@ with the file name in its message.
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import threading
 import time
@@ -43,35 +42,29 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from popularity_contest.errors import PopconError
+from popularity_contest.names import (  # re-exported: part of the Store API
+    IMPORTED_PACKAGE,
+    LIBRARY_USED,
+    PROCESSES_REPORTED,
+    USER_IMPORTED_PACKAGE,
+)
+
 HOUR = 3600
 DAY = 86400
 AGGREGATES = ("hour", "day", "week", "month", "quarter", "year")
-IMPORTED_PACKAGE = "python_popcon_imported_package_total"
-USER_IMPORTED_PACKAGE = "python_popcon_user_imported_package_total"
-PROCESSES_REPORTED = "python_popcon_processes_reported_total"
-LIBRARY_USED = "python_popcon_library_used_total"
-
-
-def parse_time(text: str) -> float:
-    """Unix seconds from ISO 8601 (naive = UTC, ``Z`` accepted) or a number of seconds."""
-    text = text.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        if math.isfinite(seconds):
-            return seconds
-        raise ValueError(f"not a finite number of seconds: {text!r}")
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"not an ISO 8601 time or Unix seconds: {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+__all__ = [
+    "AGGREGATES",
+    "IMPORTED_PACKAGE",
+    "LIBRARY_USED",
+    "PROCESSES_REPORTED",
+    "USER_IMPORTED_PACKAGE",
+    "Count",
+    "SeriesKey",
+    "Store",
+    "StoreError",
+    "Total",
+]
 
 
 #: A series as the collector keys it: (name, ((label, value), ...) sorted by label).
@@ -97,10 +90,17 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX series_name ON series (name, namespace);
     """,
+    # 2: `popularity-contest archive`: per source, the last complete UTC day written.
+    """
+    CREATE TABLE archive_checkpoint (
+        source TEXT PRIMARY KEY,       -- the source's name (its `cluster` label)
+        last_day INTEGER NOT NULL      -- Unix seconds of that day's 00:00 UTC
+    );
+    """,
 ]
 
 
-class StoreError(Exception):
+class StoreError(PopconError):
     """A storage problem; the message starts with the database file's name."""
 
 
@@ -261,6 +261,46 @@ class Store:
                 " ON CONFLICT (start, width, series_id)"
                 " DO UPDATE SET value = value + excluded.value",
                 [(hour, HOUR, series_id, value) for value, series_id in rows],
+            )
+
+    def archive_checkpoint(self, source: str) -> int | None:
+        """The start (Unix seconds, 00:00 UTC) of the last day archived from ``source``."""
+        rows = self._query("SELECT last_day FROM archive_checkpoint WHERE source = ?", (source,))
+        return int(rows[0][0]) if rows else None  # type: ignore[call-overload]
+
+    def add_archived_day(
+        self, source: str, day: int, increments: Mapping[SeriesKey, float]
+    ) -> None:
+        """One day of ``source``'s counts as daily buckets, and the checkpoint, atomically.
+
+        ``day`` is the day's start (a multiple of 86400). A day at or before the checkpoint
+        is refused (``StoreError``): writing it again would count it twice.
+        """
+        if day % DAY:
+            raise ValueError(f"not the start of a UTC day: {day}")
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT last_day FROM archive_checkpoint WHERE source = ?", (source,)
+            ).fetchone()
+            if row is not None and day <= int(row[0]):
+                raise StoreError(f"{self.path}: {source} is already archived up to {row[0]}")
+            rows = []
+            for key, value in increments.items():
+                series_id = self._ids.get(key)
+                if series_id is None:
+                    series_id = self._create_series(key)
+                rows.append((value, series_id))
+            db.executemany("UPDATE series SET total = total + ? WHERE id = ?", rows)
+            db.executemany(
+                "INSERT INTO bucket (start, width, series_id, value) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (start, width, series_id)"
+                " DO UPDATE SET value = value + excluded.value",
+                [(day, DAY, series_id, value) for value, series_id in rows],
+            )
+            db.execute(
+                "INSERT INTO archive_checkpoint (source, last_day) VALUES (?, ?)"
+                " ON CONFLICT (source) DO UPDATE SET last_day = excluded.last_day",
+                (source, day),
             )
 
     @contextmanager

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from popularity_contest import install
+from popularity_contest import activation as install
 from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]

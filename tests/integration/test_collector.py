@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from popularity_contest import wire
+from popularity_contest import names
 from popularity_contest.collector.store import Store
+from popularity_contest.inprocess import lines as wire
 from tests.collectorkit import Collector
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +66,7 @@ def collectors(tmp_path: Path) -> Iterator[Callable[..., CollectorProcess]]:
 
 def report(prefix: str, packages: list[str]) -> list[bytes]:
     """What a reporter sends for one process, packed as the reporter packs it."""
-    lines = [wire.counter_line(wire.sibling(prefix, wire.PROCESSES_REPORTED))]
+    lines = [wire.counter_line(wire.sibling(prefix, names.LEAF_PROCESSES_REPORTED))]
     lines += [wire.counter_line(f"{prefix}.{package}") for package in packages]
     return wire.pack(lines, 512)
 
@@ -76,8 +77,12 @@ def test_reports_become_the_mapped_series_on_metrics_and_in_the_api(
     collector = collectors("--mapping", str(DEPLOY_MAPPING))
     datagrams = report(DEFAULT_PREFIX, ["numpy", "PIL"]) + report(HUB_PREFIX, ["numpy"]) * 2
     datagrams += [
-        wire.counter_line(wire.sibling(HUB_PREFIX, wire.USER_IMPORTED_PACKAGE) + ".yaml").encode(),
-        wire.counter_line(wire.sibling(HUB_PREFIX, wire.LIBRARY_USED) + ".scikit-learn").encode(),
+        wire.counter_line(
+            wire.sibling(HUB_PREFIX, names.LEAF_USER_IMPORTED_PACKAGE) + ".yaml"
+        ).encode(),
+        wire.counter_line(
+            wire.sibling(HUB_PREFIX, names.LEAF_LIBRARY_USED) + ".scikit-learn"
+        ).encode(),
     ]
     collector.send(*datagrams)
     collector.wait_until(lambda: collector.received() == 9, what="9 lines")

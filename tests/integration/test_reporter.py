@@ -400,7 +400,7 @@ HEAVY = (
     "re",
     "collections",
     "popularity_contest.collector",
-    "popularity_contest.cli",
+    "popularity_contest.commands.main",
 )
 
 

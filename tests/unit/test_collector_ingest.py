@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from popularity_contest.collector.api import Api
 from popularity_contest.collector.exposition import PopconCollector, registry_for
 from popularity_contest.collector.ingest import Ingest
 from popularity_contest.collector.mapping import Mapper
 from popularity_contest.collector.store import IMPORTED_PACKAGE, Store, series_key
+from popularity_contest.collector.web.api import Api
 
 MAPPER = Mapper.load()
 NUMPY = series_key(IMPORTED_PACKAGE, {"namespace": "", "package": "numpy"})

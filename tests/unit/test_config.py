@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from popularity_contest.config import reporter_config
+from popularity_contest.inprocess.settings import reporter_config
 
 
 def test_defaults() -> None:

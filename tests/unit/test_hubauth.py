@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.registry import CollectorRegistry
 
-from popularity_contest.collector import hubauth
-from popularity_contest.collector.api import Api, Response, strip_prefix
 from popularity_contest.collector.store import Store
+from popularity_contest.collector.web import hubauth
+from popularity_contest.collector.web.api import Api, Response, strip_prefix
 
 auth_module = pytest.importorskip("jupyterhub.services.auth")
 
@@ -398,7 +398,7 @@ def test_static_files_get_an_etag_a_day_of_caching_and_304(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(("variable", "expected"), [("", False), ("1", True), ("no", False)])
 def test_serve_config_reads_the_hub_variables(variable: str, expected: bool) -> None:
-    from popularity_contest.collector.server import Config
+    from popularity_contest.collector.settings import Config
 
     environ = {**HUB_ENV, "PYTHON_POPCONTEST_SERVE_METRICS_AUTH": variable}
     config = Config.from_args(argparse.Namespace(), environ)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import builtins
 import json
 import socket
@@ -15,7 +14,10 @@ from typing import Any
 
 import pytest
 
-from popularity_contest import check, install
+from popularity_contest import activation as install
+from popularity_contest import names
+from popularity_contest.commands import check
+from popularity_contest.commands.main import main
 
 
 def fake_env(root: Path, *, site: bool = True, marker: bool = True) -> Path:
@@ -177,10 +179,8 @@ def test_permission_error_names_the_path_and_a_remedy(
     assert "--prefix" in text
 
 
-def run_cli(
-    module: Any, argv: dict[str, Any], capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str, str]:
-    code = module.run(argparse.Namespace(**argv))
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -189,20 +189,20 @@ def test_run_prints_a_table_or_json_and_fails_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prefix = fake_env(tmp_path / "env")
-    args = {"command": "install", "method": "site", "prefix": str(prefix), "format": "table"}
-    code, out, err = run_cli(install, args, capsys)
+    args = ["install", "site", "--prefix", str(prefix)]
+    code, out, err = run_cli(args, capsys)
     assert code == 0
     assert err == ""
     header, row = out.splitlines()[:2]
     assert header.split() == ["METHOD", "ACTION", "PATH"]
     assert row.split()[:2] == ["site", "created"]
 
-    code, out, _ = run_cli(install, {**args, "format": "json"}, capsys)
+    code, out, _ = run_cli([*args, "--format", "json"], capsys)
     assert code == 0
     assert json.loads(out)["action"] == "unchanged"
 
-    missing = {**args, "command": "uninstall", "prefix": str(tmp_path / "nope")}
-    code, out, err = run_cli(install, missing, capsys)
+    missing = ["uninstall", "site", "--prefix", str(tmp_path / "nope")]
+    code, out, err = run_cli(missing, capsys)
     assert code == 1
     assert out == ""
     assert len(err.strip().splitlines()) == 1
@@ -239,7 +239,7 @@ def test_test_counter_is_a_sibling_no_package_rule_matches(prefix: str, name: st
     ],
 )
 def test_metric_total_sums_one_family(text: str, total: float | None) -> None:
-    assert check.metric_total(text, check.CHECK_METRIC) == total
+    assert check.metric_total(text, names.CHECK) == total
 
 
 def test_resolve_prefers_ipv4() -> None:
@@ -296,9 +296,9 @@ def test_check_fails_fast_when_resolution_hangs(monkeypatch: pytest.MonkeyPatch)
     finally:
         release.set()
     assert time.monotonic() - started < 2.0
-    assert result["healthy"] is False
-    assert result["test_counter"]["sent"] is False
-    assert any("cannot resolve collector.example" in p for p in result["problems"])
+    assert result.healthy is False
+    assert result.test_counter.sent is False
+    assert any("cannot resolve collector.example" in p for p in result.problems)
 
 
 @pytest.mark.parametrize(
@@ -316,9 +316,9 @@ def test_check_sends_nothing_when_misconfigured_or_disabled(
         raise AssertionError("resolved although reporting is off")
 
     result = check.gather(None, 0.5, env, must_not_resolve)
-    assert result["healthy"] is False
-    assert result["test_counter"]["sent"] is False
-    assert result["problems"][0].startswith(problem)
+    assert result.healthy is False
+    assert result.test_counter.sent is False
+    assert result.problems[0].startswith(problem)
     assert "NOT healthy" in check.render(result)
 
 
@@ -348,14 +348,14 @@ def test_would_report_lists_only_counted_packages(tmp_path: Path) -> None:
     sites = {str(site): "site"}
     cfg = check.config.reporter_config({"PYTHON_POPCONTEST_STATSD_PREFIX": "a.b.imported"})
     assert check.would_report(cfg, modules, sites) == [
-        {"package": "probe", "kind": "site", "distribution": "probe", "name": "a.b.imported.probe"}
+        check.Report(package="probe", kind="site", distribution="probe", name="a.b.imported.probe")
     ]
-    assert check.would_report(cfg, modules, {str(site): "user"})[0]["name"] == (
+    assert check.would_report(cfg, modules, {str(site): "user"})[0].name == (
         "a.b.user_imported_package.probe"
     )
 
 
-MAPPED, LINES = check.EVIDENCE
+MAPPED, LINES, EXPORTER_LINES = check.EVIDENCE
 
 
 @pytest.mark.parametrize(
@@ -374,3 +374,44 @@ def test_collector_evidence(
     before: dict[str, float | None], after: dict[str, float | None], evidence: str | None
 ) -> None:
     assert check.received(before, after) == evidence
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        (
+            "# TYPE popcon_collector_lines_received_total counter\n",
+            check.Endpoint.POPULARITY_CONTEST,
+        ),
+        ("statsd_exporter_lines_total 4\n", check.Endpoint.STATSD_EXPORTER),
+        ("# TYPE node_cpu_seconds_total counter\nnode_cpu_seconds_total 1\n", check.Endpoint.OTHER),
+        ("", check.Endpoint.OTHER),
+        ("<html>not metrics</html>", check.Endpoint.OTHER),
+    ],
+)
+def test_endpoint_is_judged_by_its_metric_names(text: str, kind: check.Endpoint) -> None:
+    assert check.Endpoint.of(text) is kind
+
+
+def test_check_json_keeps_its_keys() -> None:
+    result = check.gather(None, 0.5, {"PYTHON_POPCONTEST_DISABLE": "1"})
+    doc = json.loads(json.dumps(result.as_dict()))
+    assert set(doc) == {
+        "config",
+        "python",
+        "prefix",
+        "environment",
+        "activation",
+        "would_report",
+        "processes_counter",
+        "test_counter",
+        "resolve",
+        "collector",
+        "healthy",
+        "problems",
+        "warnings",
+    }
+    assert set(doc["activation"]) == {"ipython", "site", "active_in_this_process"}
+    assert set(doc["config"]) == {"host", "port", "prefix", "eager", "disabled", "problem"}
+    assert doc["healthy"] is False
+    assert doc["environment"]["here"] is True

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from popularity_contest import wire
+from popularity_contest import names
 from popularity_contest.collector.mapping import Mapper, MappingError, escape_metric_name
+from popularity_contest.inprocess import lines as wire
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_MAPPING = ROOT / "deploy" / "statsd-mapping.yaml"
@@ -39,17 +40,23 @@ def test_packaged_rules_are_the_deploy_file() -> None:
         (f"{DEFAULT_PREFIX}.numpy", (IMPORTED, {"namespace": "", "package": "numpy"})),
         (f"{HUB_PREFIX}.PIL", (IMPORTED, {"namespace": "hub-a", "package": "PIL"})),
         (
-            wire.sibling(DEFAULT_PREFIX, wire.USER_IMPORTED_PACKAGE) + ".yaml",
+            wire.sibling(DEFAULT_PREFIX, names.LEAF_USER_IMPORTED_PACKAGE) + ".yaml",
             (USER_IMPORTED, {"namespace": "", "package": "yaml"}),
         ),
         (
-            wire.sibling(HUB_PREFIX, wire.USER_IMPORTED_PACKAGE) + ".yaml",
+            wire.sibling(HUB_PREFIX, names.LEAF_USER_IMPORTED_PACKAGE) + ".yaml",
             (USER_IMPORTED, {"namespace": "hub-a", "package": "yaml"}),
         ),
-        (wire.sibling(DEFAULT_PREFIX, wire.PROCESSES_REPORTED), (PROCESSES, {"namespace": ""})),
-        (wire.sibling(HUB_PREFIX, wire.PROCESSES_REPORTED), (PROCESSES, {"namespace": "hub-a"})),
         (
-            wire.sibling(HUB_PREFIX, wire.LIBRARY_USED) + ".scikit-learn",
+            wire.sibling(DEFAULT_PREFIX, names.LEAF_PROCESSES_REPORTED),
+            (PROCESSES, {"namespace": ""}),
+        ),
+        (
+            wire.sibling(HUB_PREFIX, names.LEAF_PROCESSES_REPORTED),
+            (PROCESSES, {"namespace": "hub-a"}),
+        ),
+        (
+            wire.sibling(HUB_PREFIX, names.LEAF_LIBRARY_USED) + ".scikit-learn",
             (LIBRARY, {"namespace": "hub-a", "distribution": "scikit-learn"}),
         ),
         # Legacy 0.4.x names.

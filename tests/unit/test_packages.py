@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from popularity_contest import packages
-from popularity_contest.reporter import get_used_libraries, get_used_packages
+from popularity_contest.inprocess import classify as packages
+from popularity_contest.inprocess.runtime import get_used_libraries, get_used_packages
 from tests.envkit import add_dist
 
 

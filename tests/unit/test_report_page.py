@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from popularity_contest import page
 from popularity_contest.collector.store import (
     IMPORTED_PACKAGE,
     PROCESSES_REPORTED,
     Store,
     series_key,
 )
+from popularity_contest.collector.web import page
 
 NOW = 1_700_000_000.0
 

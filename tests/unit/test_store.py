@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from popularity_contest.answers.window import parse_time
 from popularity_contest.collector import store as store_module
 from popularity_contest.collector.store import (
     DAY,
@@ -178,10 +179,10 @@ def test_label_values_with_any_text_round_trip(store: Store) -> None:
     ],
 )
 def test_parse_time_reads_iso_8601_and_unix_seconds(text: str, expected: float) -> None:
-    assert store_module.parse_time(text) == expected
+    assert parse_time(text) == expected
 
 
 @pytest.mark.parametrize("text", ["nan", "inf", "-inf", "yesterday", ""])
 def test_parse_time_refuses_what_is_not_a_finite_time(text: str) -> None:
     with pytest.raises(ValueError, match="not a"):
-        store_module.parse_time(text)
+        parse_time(text)

@@ -7,7 +7,8 @@ import statsd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from popularity_contest import wire
+from popularity_contest.inprocess import lines as wire
+from popularity_contest.names import LEAF_PROCESSES_REPORTED
 
 
 @pytest.mark.parametrize(
@@ -62,7 +63,7 @@ def test_safe_prefixes(prefix: str, safe: bool) -> None:
     ],
 )
 def test_sibling_replaces_the_last_component(prefix: str, expected: str) -> None:
-    assert wire.sibling(prefix, wire.PROCESSES_REPORTED) == expected
+    assert wire.sibling(prefix, LEAF_PROCESSES_REPORTED) == expected
 
 
 class _Recorder(statsd.StatsClient):  # type: ignore[misc]

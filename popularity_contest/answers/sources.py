@@ -1,0 +1,191 @@
+"""Where ``report``, ``unused`` and the page read counts from: the store or a Prometheus server.
+
+Both sources answer the same two questions for a window ``[start, end)``:
+
+* ``packages(window, namespace)``: ``{(namespace, package): processes that imported it}``
+* ``processes(window, namespace)``: ``{namespace: processes reported}``
+
+and, for ``unused``, ``distributions(window, namespace)``: ``{(namespace, distribution):
+processes}`` from the ``library_used`` counter (empty where the reporter does not send it).
+
+``namespace=None`` means every hub. The store sums its hourly/daily buckets; Prometheus is
+asked with the dashboard's own PromQL (:mod:`popularity_contest.answers.promql`), through
+its HTTP API with ``urllib`` so no client library is needed. The two must agree: the dashboard and
+``report --prometheus`` give the same numbers for the same range.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from typing import Protocol
+
+from popularity_contest.answers.promql import counted, promql
+from popularity_contest.answers.window import Window
+from popularity_contest.collector.store import (
+    Store,
+    StoreError,
+)
+from popularity_contest.errors import PopconError
+from popularity_contest.names import IMPORTED_PACKAGE, LIBRARY_USED, PROCESSES_REPORTED
+
+#: Processes per distribution (``library_used``) for ``unused``, counted the dashboard's way.
+DISTRIBUTIONS_PROMQL = f"sum by (namespace, distribution) ({counted(LIBRARY_USED, '$__range')})"
+
+
+def _grafana(template: str, span: Window, namespace: str | None) -> str:
+    """``template`` with ``$namespace`` and ``$__range`` substituted as Grafana does."""
+    selected = ".*" if namespace is None else re.escape(namespace).replace("\\", "\\\\")
+    return template.replace("$namespace", selected).replace("$__range", f"{span.seconds}s")
+
+
+class SourceError(PopconError):
+    """Counts could not be read; the message says from where and why."""
+
+
+class Source(Protocol):
+    def packages(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]: ...
+
+    def processes(self, span: Window, namespace: str | None) -> dict[str, float]: ...
+
+    def distributions(
+        self, span: Window, namespace: str | None
+    ) -> dict[tuple[str, str], float]: ...
+
+    def close(self) -> None: ...
+
+
+class StoreSource:
+    """Counts from the embedded collector's SQLite store."""
+
+    def __init__(self, store: Store, *, owned: bool = False) -> None:
+        self.store = store
+        self._owned = owned
+
+    @classmethod
+    def open(cls, path: str) -> StoreSource:
+        try:
+            return cls(Store.open(path, create=False), owned=True)
+        except StoreError as error:
+            raise SourceError(str(error)) from None
+
+    def packages(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
+        try:
+            totals = self.store.totals(span.start, span.end, namespace, IMPORTED_PACKAGE)
+        except StoreError as error:
+            raise SourceError(str(error)) from None
+        found: dict[tuple[str, str], float] = {}
+        for total in totals:
+            key = (total.labels.get("namespace", ""), total.labels.get("package", ""))
+            found[key] = found.get(key, 0.0) + total.value
+        return found
+
+    def processes(self, span: Window, namespace: str | None) -> dict[str, float]:
+        try:
+            totals = self.store.totals(span.start, span.end, namespace, PROCESSES_REPORTED)
+        except StoreError as error:
+            raise SourceError(str(error)) from None
+        found: dict[str, float] = {}
+        for total in totals:
+            key = total.labels.get("namespace", "")
+            found[key] = found.get(key, 0.0) + total.value
+        return found
+
+    def distributions(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
+        try:
+            totals = self.store.totals(span.start, span.end, namespace, LIBRARY_USED)
+        except StoreError as error:
+            raise SourceError(str(error)) from None
+        found: dict[tuple[str, str], float] = {}
+        for total in totals:
+            key = (total.labels.get("namespace", ""), total.labels.get("distribution", ""))
+            found[key] = found.get(key, 0.0) + total.value
+        return found
+
+    def close(self) -> None:
+        if self._owned:
+            self.store.close()
+
+
+class PrometheusSource:
+    """Counts from a Prometheus server's HTTP API (``/api/v1/query`` at the window's end)."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise SourceError(f"{url}: a Prometheus URL starts with http:// or https://")
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def query(self, expression: str, at: float) -> list[dict[str, object]]:
+        data = urllib.parse.urlencode({"query": expression, "time": f"{at:.3f}"}).encode()
+        request = urllib.request.Request(  # noqa: S310 - the operator's own Prometheus URL
+            self.url + "/api/v1/query",
+            data=data,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                document = json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode("utf-8", "replace")[:300]
+            raise SourceError(f"{self.url}: HTTP {error.code}: {detail}") from None
+        except (OSError, ValueError) as error:
+            raise SourceError(f"{self.url}: {error}") from None
+        if not isinstance(document, dict) or document.get("status") != "success":
+            raise SourceError(f"{self.url}: query failed: {str(document)[:300]}")
+        result = document.get("data", {}).get("result", [])
+        return result if isinstance(result, list) else []
+
+    def _vector(
+        self, name: str, span: Window, namespace: str | None
+    ) -> list[tuple[Mapping[str, str], float]]:
+        rows: list[tuple[Mapping[str, str], float]] = []
+        for sample in self.query(promql(name, span, namespace), span.end):
+            metric = sample.get("metric", {})
+            value = sample.get("value", [0, "0"])
+            if isinstance(metric, dict) and isinstance(value, list) and len(value) == 2:
+                rows.append((metric, float(value[1])))
+        return rows
+
+    def packages(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
+        found: dict[tuple[str, str], float] = {}
+        for metric, value in self._vector("packages", span, namespace):
+            key = (metric.get("namespace", ""), metric.get("package", ""))
+            found[key] = found.get(key, 0.0) + value
+        return found
+
+    def processes(self, span: Window, namespace: str | None) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for metric, value in self._vector("processes", span, namespace):
+            key = metric.get("namespace", "")
+            found[key] = found.get(key, 0.0) + value
+        return found
+
+    def distributions(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
+        found: dict[tuple[str, str], float] = {}
+        expression = _grafana(DISTRIBUTIONS_PROMQL, span, namespace)
+        for sample in self.query(expression, span.end):
+            metric = sample.get("metric", {})
+            value = sample.get("value", [0, "0"])
+            if isinstance(metric, dict) and isinstance(value, list) and len(value) == 2:
+                key = (metric.get("namespace", ""), metric.get("distribution", ""))
+                found[key] = found.get(key, 0.0) + float(value[1])
+        return found
+
+    def close(self) -> None:
+        return
+
+
+def open_source(db: str | None, prometheus: str | None) -> Source:
+    """The source the ``--db``/``--prometheus`` flags name (default: the collector's store)."""
+    if prometheus:
+        return PrometheusSource(prometheus)
+    if db:
+        return StoreSource.open(db)
+    from popularity_contest.collector.settings import default_db_path
+
+    return StoreSource.open(default_db_path())
