@@ -49,6 +49,7 @@ class RouteRun:
     processes: int
     user_packages: Counter[str]
     report_rows: list[dict[str, object]]
+    report_processes: int | None
 
 
 class Acceptance:
@@ -116,12 +117,16 @@ class Acceptance:
         for way in ROUTES[route]:
             self.env.popcon("uninstall", way)
         assert self.activation_files() == [], "uninstall left activation files behind"
-        report = self.env.popcon("report", "--db", db, "--format", "json")
+        report = json.loads(self.env.popcon("report", "--db", db, "--format", "json"))
+        # A list of rows (0.5.0.dev0 before the answers rework), or a document with the
+        # window, the processes denominator and the rows.
+        rows = report["rows"] if isinstance(report, dict) else report
+        report_processes = report.get("processes") if isinstance(report, dict) else None
         expected = truth.expected(truth_dir, route, self.distributions())
         truth.save(run_dir / "comparison.json", expected, observed, processes)
         result = RouteRun(
             route, run_dir, db, outcomes, expected, observed, processes, user_packages,
-            json.loads(report),
+            rows, report_processes,
         )  # fmt: skip
         self.runs[route] = result
         return result
@@ -178,6 +183,11 @@ def test_counts_equal_the_truth(acceptance: Acceptance, route: str) -> None:
             f"user_imported_package counted without a user site: {result.user_packages}"
         )
     report = {str(row["package"]): row["count"] for row in result.report_rows}
+    if result.report_processes not in (None, result.processes):
+        problems.append(
+            f"`report --format json` says {result.report_processes} processes, "
+            f"the API {result.processes}"
+        )
     if report != dict(result.observed):
         problems.append(
             f"`report --format json` disagrees with the API: {report} != {dict(result.observed)}"
@@ -202,8 +212,10 @@ def test_removing_every_unused_candidate_breaks_nothing(
     args: list[str | Path] = ["unused", "--python", env.python, "--db", observed.db]
     if min_processes != 1:
         args += ["--min-processes", str(min_processes)]
-    verdicts = json.loads(env.popcon(*args, "--format", "json"))
-    (run_dir / "unused.json").write_text(json.dumps(verdicts, indent=1))
+    document = json.loads(env.popcon(*args, "--format", "json"))
+    (run_dir / "unused.json").write_text(json.dumps(document, indent=1))
+    # A list of verdicts, or a document with them under "distributions".
+    verdicts = document["distributions"] if isinstance(document, dict) else document
     requirements = env.popcon(*args, "--format", "requirements")
     (run_dir / "remove.txt").write_text(requirements)
     candidates = [line.split("==")[0] for line in requirements.split() if line.strip()]
