@@ -7,9 +7,11 @@
    (``workload``) with the reporter pointed at it and the independent recorder on, and
    compare every package's count and the processes counter with the truth (``truth``):
    exact equality.
-3. Feed ``popularity-contest unused --format requirements`` (default threshold, and
-   ``--min-processes 5``) to ``pip uninstall -r`` in a fresh copy of the environment, run
-   ``pip check``, JupyterLab's HTML export, and the whole workload again: nothing may break.
+3. Feed ``popularity-contest unused --since 1d --format requirements`` (default threshold,
+   and ``--min-processes 5``; the store of the ``both`` run) to ``pip uninstall -r`` in a
+   fresh copy of the environment with both activations installed (dated two days back, as
+   on an environment activated before the window), run ``pip check``, JupyterLab's HTML
+   export, and the whole workload again: nothing may break.
 
 ``POPCON_ACCEPTANCE=reduced`` (CI) runs the ``both`` route and the default threshold only.
 Artifacts of the last run (truth logs, collector stores, per-package comparisons as JSON,
@@ -19,6 +21,7 @@ figures) are in ``<cache>/last-run/``.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections import Counter
@@ -206,10 +209,17 @@ def test_removing_every_unused_candidate_breaks_nothing(
     env = acceptance.env
     for way in ROUTES["both"]:
         env.popcon("install", way)
+    # As on an environment activated long ago: `unused` trusts an activation only for a
+    # window that starts after it was installed (the files' modification time), and every
+    # observation in the store was made with both activations in place.
+    activated = time.time() - 2 * 86400
+    for path in acceptance.activation_files():
+        os.utime(path, (activated, activated))
     acceptance.ready = False  # packages are about to be removed
     run_dir = acceptance.root / f"unused-{min_processes}"
     run_dir.mkdir()
     args: list[str | Path] = ["unused", "--python", env.python, "--db", observed.db]
+    args += ["--since", "1d"]
     if min_processes != 1:
         args += ["--min-processes", str(min_processes)]
     document = json.loads(env.popcon(*args, "--format", "json"))
