@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint coverage-html docs dist system-deps bench matrix clean
+.PHONY: demo test lint coverage-html docs dist system-deps bench matrix acceptance acceptance-reduced clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -94,6 +94,17 @@ matrix:
 	  echo "== Python 3.$$minor ($$python)"; \
 	  $$venv/bin/python -m pytest -q $(MATRIX_TESTS) || status=1; \
 	done; exit $$status
+
+# The acceptance test (tests/acceptance, docs/operations/acceptance.md): a real JupyterLab +
+# data-science environment from PyPI (cached in .acceptance-cache/), every activation route
+# compared with an independent record of each process's imports, then every `unused`
+# candidate removed and everything run again. Not part of `make test`.
+acceptance: $(STAMP)
+	POPCON_ACCEPTANCE=full $(BIN)/python -m pytest tests/acceptance -v -s
+
+# The same, reduced for CI: the `both` route and the default threshold only.
+acceptance-reduced: $(STAMP)
+	POPCON_ACCEPTANCE=reduced $(BIN)/python -m pytest tests/acceptance -v -s
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
