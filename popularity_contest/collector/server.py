@@ -5,7 +5,13 @@ environment, and a ``Server`` with ``startup`` (load the mapping, open the store
 sockets), a main loop (flush pending increments to the store every ``flush_interval``
 seconds; roll hourly buckets up to daily once an hour) and ``shutdown`` (stop receiving,
 drain what the kernel already queued, flush, close). SIGTERM and SIGINT end the main loop,
-so both flush before the process exits 0.
+so both flush before the process exits: 0, or 1 when counts could not be written.
+
+The store tells the truth about itself: a flush that fails (read-only files, a full disk, a
+store deleted or replaced underneath) keeps the counts in memory and retries at every flush
+interval, while ``/healthz`` answers 503 naming the problem, the log says so (when it starts,
+once a minute while it lasts, and when it ends) and ``popcon_collector_store_writable`` is 0.
+A deleted store is never recreated empty behind the operator's back.
 
 Threads: one receives datagrams (blocking ``recv_into``, a large ``SO_RCVBUF``) and feeds
 ``Ingest``; ``http.server``'s threads answer requests; the main thread flushes. One line per
@@ -37,6 +43,7 @@ from popularity_contest.collector.web.api import Api, Responder, handler_class
 log = logging.getLogger("popularity_contest.serve")
 
 ROLL_UP_EVERY = 3600.0
+REPEAT_STORE_PROBLEM = 60.0  # seconds between log lines about the same store problem
 
 
 def _format_address(address: tuple[str, int]) -> str:
@@ -89,6 +96,8 @@ class Server:
         self._flush_lock = threading.Lock()
         self._flush_errors = 0
         self._receive_error: str | None = None
+        self._store_problem: str | None = None
+        self._store_problem_logged = 0.0
         self._signal: str | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -104,8 +113,8 @@ class Server:
         try:
             self.main_loop()
         finally:
-            self.shutdown()
-        return 0
+            unwritten = self.shutdown()
+        return 1 if unwritten else 0
 
     def startup(self) -> None:
         config = self.config
@@ -113,7 +122,12 @@ class Server:
         log.info("mapping: %d rules from %s", len(mapper.rules), mapper.source)
         store = self.store = Store.open(config.db)
         known = store.series_keys()
-        removed = store.roll_up(config.hourly_retention_days)
+        try:
+            removed = store.roll_up(config.hourly_retention_days)
+        except StoreError as error:
+            # Readable but not writable: receive anyway, keep counts in memory, say so.
+            removed = 0
+            self._store_failed(str(error))
         log.info(
             "store: %s (%d series%s)",
             store.path,
@@ -130,7 +144,8 @@ class Server:
         api = Api(
             store,
             registry,
-            healthy=lambda: self._receive_error,
+            healthy=self.problem,
+            details=self.health_details,
             page=None if page is None else (lambda target: page(store, target)),
             min_processes=config.min_processes,
             prefix=(hub or {}).get("JUPYTERHUB_SERVICE_PREFIX", ""),
@@ -214,13 +229,25 @@ class Server:
                 next_roll_up += ROLL_UP_EVERY
                 self._roll_up()
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> int:
+        """Stop, flush, close; return how many series had counts that could not be written."""
         log.info("stopping%s", f" on {self._signal}" if self._signal else "")
         self._stop_receiving()
         if self.http is not None:
             self.http.shutdown()
         self.flush()
+        unwritten = 0
         if self.ingest is not None:
+            pending = self.ingest.pending()
+            unwritten = len(pending)
+            if pending:
+                log.error(
+                    "%d counts in %d series could not be written to %s: lost (%s)",
+                    round(sum(pending.values())),
+                    len(pending),
+                    self.config.db,
+                    self._store_problem or "store unavailable",
+                )
             ingest = self.ingest
             log.info(
                 "stopped: %d lines received, %d stored, %d refused, %d series%s",
@@ -231,6 +258,7 @@ class Server:
                 f", {self._flush_errors} flush errors" if self._flush_errors else "",
             )
         self._close()
+        return unwritten
 
     def _close(self) -> None:
         if self.http is not None:
@@ -299,16 +327,73 @@ class Server:
         """Store pending increments in one transaction; keep them for later on failure."""
         if self.ingest is None or self.store is None:
             return
+        store, ingest = self.store, self.ingest
         with self._flush_lock:
-            increments = self.ingest.take()
-            if not increments:
-                return
+            increments: dict[SeriesKey, float] = {}
             try:
-                self.store.add(increments)
+                if store.changed_elsewhere():
+                    # `popularity-contest prune` removed series: forget them here too.
+                    known = store.series_keys()
+                    ingest.reset_known(known)
+                    log.info("store changed by another program: %d series now", len(known))
+                increments = ingest.take()
+                if increments:
+                    store.add(increments)
+                elif self._store_problem is not None:
+                    store.probe_write()  # nothing to write: is the store writable again?
             except StoreError as error:
-                self._flush_errors += 1
-                self.ingest.give_back(increments)
-                log.error("flush failed (will retry): %s", error)  # noqa: TRY400
+                if increments:
+                    self._flush_errors += 1
+                    ingest.give_back(increments)
+                self._store_failed(str(error))
+                try:
+                    store.reconnect()  # picks up permissions fixed meanwhile
+                except StoreError:
+                    pass
+                return
+            problem = store.file_problem()  # also when idle: a deleted store is news
+            if problem is not None:
+                self._store_failed(problem)
+                return
+            if self._store_problem is not None:
+                log.info("store writable again: %s", store.path)
+                self._store_problem = None
+
+    def _store_failed(self, problem: str) -> None:
+        now = time.monotonic()
+        if problem != self._store_problem or now - self._store_problem_logged > (
+            REPEAT_STORE_PROBLEM
+        ):
+            pending = self.ingest.pending() if self.ingest is not None else {}
+            log.error(
+                "cannot write the store, counts kept in memory and retried"
+                " (%d series waiting): %s",
+                len(pending),
+                problem,
+            )
+            self._store_problem_logged = now
+        self._store_problem = problem
+
+    def health_details(self) -> dict[str, object]:
+        """Series in use and the cap, and what waits to be written (for ``/healthz``)."""
+        if self.ingest is None:
+            return {}
+        stats = self.ingest.stats()
+        details: dict[str, object] = {
+            "series": stats["series"],
+            "series_limit": self.config.max_series,
+            "pending_series": stats["pending_series"],
+        }
+        if stats["series_full"]:
+            details["warning"] = (
+                "series cap reached: new packages and hubs are not counted; drop junk series"
+                " with `popularity-contest prune` or raise --max-series"
+            )
+        return details
+
+    def problem(self) -> str | None:
+        """What makes the collector unhealthy (for ``/healthz``), or None."""
+        return self._receive_error or self._store_problem
 
     def _roll_up(self) -> None:
         if self.store is None:
@@ -339,6 +424,7 @@ class Server:
             return {}
         stats = self.ingest.stats()
         stats["flush_errors"] = self._flush_errors
+        stats["store_problem"] = self._store_problem
         stats["series_limit"] = self.config.max_series
         stats["kernel_drops"] = kernel_drops(self.udp) if self.udp is not None else None
         return stats

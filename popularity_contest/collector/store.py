@@ -22,6 +22,8 @@ Python API (for ``serve``, ``report`` and the page)::
     store.totals(start, end, namespace=None, metric=IMPORTED_PACKAGE)
         # -> [Total(name, labels, value)], largest first
     store.series_totals()                     # all-time totals of every series
+    store.prune(below=5, match="python_popcon*")  # drop junk series (see ``prune``)
+    store.file_problem()                      # "deleted" / "replaced" / None
     store.close()
 
 ``start``/``end`` are aware or naive (= UTC) datetimes or Unix seconds; the window is
@@ -32,7 +34,9 @@ with the file name in its message.
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -158,6 +162,10 @@ class Store:
         self.path = path
         self._lock = threading.Lock()
         self._ids: dict[SeriesKey, int] = {}
+        #: (device, inode) of the file opened: a store deleted or replaced underneath a running
+        #: collector is detected (SQLite would go on writing to the unlinked file).
+        self._identity: tuple[int, int] | None = None
+        self._data_version = 0
 
     # --- opening and closing -----------------------------------------------------------
     @classmethod
@@ -175,13 +183,76 @@ class Store:
         store = cls(connection, name)
         try:
             store._setup()
+            info = os.stat(name)
+            store._identity = (info.st_dev, info.st_ino)
+            store._data_version = store._read_data_version()
         except sqlite3.Error as error:
             connection.close()
             raise StoreError(f"{name}: {error}") from None
         except StoreError:
             connection.close()
             raise
+        except OSError as error:
+            connection.close()
+            raise StoreError(f"{name}: {error}") from None
         return store
+
+    def file_problem(self) -> str | None:
+        """Why the file opened is no longer the file at ``path`` (deleted, replaced), or None."""
+        if self._identity is None:
+            return None
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return f"{self.path}: the store file was deleted while in use (restart to start anew)"
+        except OSError as error:
+            return f"{self.path}: {error}"
+        if (info.st_dev, info.st_ino) != self._identity:
+            return f"{self.path}: the store file was replaced while in use (restart to use it)"
+        return None
+
+    def reconnect(self) -> None:
+        """Open the same file anew (a connection SQLite opened read-only stays so even once
+        the file is writable again); refuses when the file is gone or was replaced."""
+        problem = self.file_problem()
+        if problem is not None:
+            raise StoreError(problem)
+        fresh = Store.open(self.path, create=False)
+        if fresh._identity != self._identity:
+            fresh.close()
+            raise StoreError(f"{self.path}: the store file was replaced while in use")
+        with self._lock:
+            old, self._db = self._db, fresh._db
+            self._ids.clear()
+            self._data_version = fresh._data_version
+        try:
+            old.close()
+        except sqlite3.Error:
+            pass
+
+    def probe_write(self) -> None:
+        """One tiny write transaction: raises ``StoreError`` while the store is not writable."""
+        problem = self.file_problem()
+        if problem is not None:
+            raise StoreError(problem)
+        with self._transaction() as db:
+            db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    def _read_data_version(self) -> int:
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def changed_elsewhere(self) -> bool:
+        """True once another connection (``prune``) committed since the last call."""
+        with self._lock:
+            try:
+                version = self._read_data_version()
+            except sqlite3.Error as error:
+                raise self._fail(error) from None
+            changed = version != self._data_version
+            self._data_version = version
+            if changed:
+                self._ids.clear()  # ids of series removed elsewhere must not be reused
+        return changed
 
     def _setup(self) -> None:
         db = self._db
@@ -241,6 +312,9 @@ class Store:
             return
         moment = int(time.time() if at is None else at)
         hour = moment - moment % HOUR
+        problem = self.file_problem()
+        if problem is not None:
+            raise StoreError(problem)
         with self._transaction() as db:
             rows = []
             for key, value in increments.items():
@@ -311,6 +385,42 @@ class Store:
                 "DELETE FROM bucket WHERE width = ? AND start < ?", (HOUR, cutoff)
             ).rowcount
         return int(removed)
+
+    def prune(
+        self,
+        *,
+        below: float | None = None,
+        match: str | None = None,
+        dry_run: bool = False,
+    ) -> list[Total]:
+        """Delete series (and their buckets) whose all-time total is below ``below`` and/or
+        whose name or any label value matches the glob ``match``; return what was (or, with
+        ``dry_run``, would be) deleted. A running collector notices and forgets them too."""
+        if below is None and match is None:
+            raise ValueError("prune needs below or match")
+        doomed: list[tuple[int, Total]] = []
+        for series_id, name, labels_json, total in self._query(
+            "SELECT id, name, labels, total FROM series ORDER BY name, labels"
+        ):
+            labels = json.loads(str(labels_json))
+            if below is not None and not float(total) < below:  # type: ignore[arg-type]
+                continue
+            if match is not None and not any(
+                fnmatch.fnmatchcase(text, match) for text in (str(name), *labels.values())
+            ):
+                continue
+            doomed.append((int(series_id), Total(str(name), labels, float(total))))  # type: ignore[call-overload, arg-type]
+        if doomed and not dry_run:
+            with self._transaction() as db:
+                ids = [(series_id,) for series_id, _ in doomed]
+                db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id INTEGER PRIMARY KEY)")
+                db.execute("DELETE FROM temp.doomed")
+                db.executemany("INSERT INTO temp.doomed (id) VALUES (?)", ids)
+                # One pass over the buckets (their key does not start with the series id).
+                db.execute("DELETE FROM bucket WHERE series_id IN (SELECT id FROM temp.doomed)")
+                db.execute("DELETE FROM series WHERE id IN (SELECT id FROM temp.doomed)")
+                self._ids.clear()
+        return [total for _, total in doomed]
 
     # --- reading -----------------------------------------------------------------------
     def _query(self, sql: str, parameters: Iterable[object] = ()) -> list[tuple[object, ...]]:

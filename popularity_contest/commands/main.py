@@ -109,6 +109,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(target="popularity_contest.commands.serve:run")
 
+    prune = sub.add_parser(
+        "prune",
+        help="drop junk series from the collector's store (when the series cap is reached)",
+        description="Delete series from the embedded collector's store, with their history. "
+        "Series matching every condition given are deleted; a running `serve` notices.",
+    )
+    prune.add_argument(
+        "--db",
+        metavar="PATH",
+        help="the store (default: $PYTHON_POPCONTEST_SERVE_DB, else the collector's default)",
+    )
+    prune.add_argument(
+        "--below",
+        type=float,
+        metavar="K",
+        help="series counted fewer than K times in all (e.g. 2: packages seen once)",
+    )
+    prune.add_argument(
+        "--match",
+        metavar="GLOB",
+        help="series whose metric name or a label value matches GLOB (e.g. 'x-*')",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="list, delete nothing")
+    _add_format(prune, ("table", "json"))
+    prune.set_defaults(target="popularity_contest.commands.prune:run")
+
     report = sub.add_parser("report", help="top packages over a window")
     _add_source(report)
     _add_window(report)

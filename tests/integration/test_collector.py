@@ -303,3 +303,45 @@ def test_an_unusable_setting_is_a_usage_error_naming_the_variable(tmp_path: Path
     assert result.returncode == 2
     assert "PYTHON_POPCONTEST_SERVE_FLUSH_INTERVAL" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_series_cap_shows_in_healthz_and_prune_makes_room_while_running(
+    collectors: Callable[..., CollectorProcess], tmp_path: Path
+) -> None:
+    db = tmp_path / "capped.sqlite3"
+    collector = collectors(
+        db=db, env={"PYTHONPATH": str(ROOT), "PYTHON_POPCONTEST_SERVE_MAX_SERIES": "3"}
+    )
+    collector.send(*report(DEFAULT_PREFIX, ["numpy", "junk-1", "junk-2", "pandas"]))
+    collector.wait_until(
+        lambda: (
+            json.loads(collector.get("/healthz")[1]).get("pending_series") == 0
+            and collector.samples().get(("popcon_collector_series_overflow_total", ())) == 2.0
+        ),
+        what="the cap",
+    )  # processes_reported + numpy + junk-1 fill it; junk-2 and pandas overflow
+    status, body = collector.get("/healthz")
+    assert status == 200
+    assert "popularity-contest prune" in json.loads(body)["warning"]
+    assert "series cap reached (3 series)" in collector.text()
+    assert collector.samples()[("popcon_collector_series_full", ())] == 1.0
+    pruned = subprocess.run(
+        [sys.executable, "-m", "popularity_contest", "prune", "--db", str(db), "--match", "junk-*"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert "removed 1 series" in pruned.stdout
+    pandas = (IMPORTED, (("namespace", ""), ("package", "pandas")))
+    collector.wait_until(
+        lambda: (
+            (collector.send(*report(DEFAULT_PREFIX, ["pandas"])), collector.samples())[1].get(
+                pandas
+            )
+            is not None
+        ),
+        what="pandas counted after the prune",
+    )
+    assert json.loads(collector.get("/healthz")[1]).get("warning") is not None  # full again
+    assert collector.stop() == 0

@@ -186,3 +186,57 @@ def test_parse_time_reads_iso_8601_and_unix_seconds(text: str, expected: float) 
 def test_parse_time_refuses_what_is_not_a_finite_time(text: str) -> None:
     with pytest.raises(ValueError, match="not a"):
         parse_time(text)
+
+
+def test_prune_drops_series_below_a_total_or_matching_a_glob(tmp_path: Path) -> None:
+    junk = [series_key(IMPORTED_PACKAGE, {"namespace": "", "package": f"x-{i}"}) for i in range(3)]
+    with Store.open(tmp_path / "s.db") as store:
+        store.add({NUMPY: 5, PANDAS_HUB: 1, **dict.fromkeys(junk, 1.0)}, at=ts("2024-05-01"))
+        assert {t.labels["package"] for t in store.prune(below=2, dry_run=True)} == {
+            "pandas",
+            "x-0",
+            "x-1",
+            "x-2",
+        }
+        assert len(store.series_keys()) == 5  # a dry run deletes nothing
+        gone = store.prune(below=2, match="x-*")
+        assert sorted(t.labels["package"] for t in gone) == ["x-0", "x-1", "x-2"]
+        assert set(store.series_keys()) == {NUMPY, PANDAS_HUB}
+        assert store.totals(0, ts("2025-01-01"), metric=None)[0].value == 5
+        assert [t.labels["package"] for t in store.prune(match="pan*")] == ["pandas"]
+        # The buckets went with the series.
+        assert store._query("SELECT COUNT(*) FROM bucket")[0][0] == 1
+        with pytest.raises(ValueError, match="below or match"):
+            store.prune()
+
+
+def test_a_writer_notices_another_connection_s_prune(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.db") as serve, Store.open(tmp_path / "s.db") as other:
+        serve.add({NUMPY: 1, PANDAS_HUB: 1})
+        assert not serve.changed_elsewhere()
+        other.prune(match="numpy")
+        assert serve.changed_elsewhere()
+        assert not serve.changed_elsewhere()
+        serve.add({NUMPY: 1})  # recreated as a new series, not written to a deleted id
+        assert {t.labels["package"]: t.value for t in serve.series_totals()} == {
+            "numpy": 1.0,
+            "pandas": 1.0,
+        }
+
+
+def test_a_store_deleted_or_replaced_while_open_is_detected_not_recreated(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "dir" / "s.db"
+    store = Store.open(path)
+    store.add({NUMPY: 1})
+    assert store.file_problem() is None
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    assert "deleted" in (store.file_problem() or "")
+    with pytest.raises(StoreError, match="deleted while in use"):
+        store.add({NUMPY: 1})
+    assert not path.exists()
+    path.write_bytes(b"")
+    assert "replaced" in (store.file_problem() or "")
+    store.close()

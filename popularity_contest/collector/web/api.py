@@ -133,7 +133,10 @@ class Api:
         *,
         min_processes: int = 1,
         prefix: str = "",
+        details: Callable[[], dict[str, object]] | None = None,
     ) -> None:
+        #: Extra facts for ``/healthz`` (series in use, the cap, a warning).
+        self.details = details
         self.store = store
         self.registry = registry
         self.healthy = healthy
@@ -217,9 +220,10 @@ class Api:
                 self.store.namespaces()
             except StoreError as error:
                 problem = str(error)
+        details = self.details() if self.details is not None else {}
         if problem is not None:
-            return _json(503, {"status": "unhealthy", "problem": problem})
-        return _json(200, {"status": "ok"})
+            return _json(503, {"status": "unhealthy", "problem": problem, **details})
+        return _json(200, {"status": "ok", **details})
 
     def _window(self, params: dict[str, str]) -> tuple[float, float, str | None, str, str]:
         end = parse_time(params["end"]) if params.get("end") else self.clock()
