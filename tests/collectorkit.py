@@ -25,7 +25,7 @@ from tests.envkit import REPO, clean_env
 
 T = TypeVar("T")
 
-LISTENING = re.compile(r"listening statsd=127\.0\.0\.1:(\d+) http=127\.0\.0\.1:(\d+)")
+LISTENING = re.compile(r"listening statsd=(?:127\.0\.0\.1:(\d+)|off) http=127\.0\.0\.1:(\d+)")
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -107,7 +107,7 @@ class Collector:
             if self.process.poll() is not None:
                 raise AssertionError(f"collector exited:\n{self.text()}")
             return None
-        return int(found.group(1)), int(found.group(2))
+        return int(found.group(1) or 0), int(found.group(2))
 
     def text(self) -> str:
         """What this run logged so far (an earlier run's log in the same file excluded)."""

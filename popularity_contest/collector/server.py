@@ -22,6 +22,7 @@ addresses are never looked at, logged or stored.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -35,7 +36,7 @@ from types import FrameType
 from popularity_contest.collector.exposition import PopconCollector, registry_for
 from popularity_contest.collector.ingest import Ingest
 from popularity_contest.collector.mapping import Mapper, MappingError
-from popularity_contest.collector.settings import Config, ConfigError
+from popularity_contest.collector.settings import SERVE_HTTP, SERVE_STATSD, Config, ConfigError
 from popularity_contest.collector.store import SeriesKey, Store, StoreError
 from popularity_contest.collector.web import hubauth
 from popularity_contest.collector.web.api import Api, Responder, handler_class
@@ -53,6 +54,25 @@ def _format_address(address: tuple[str, int]) -> str:
 
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _bind_problem(
+    error: OSError, address: tuple[str, int], what: str, flag: str, variable: str
+) -> str:
+    """One line naming the address, the problem and the flag and variable that change it."""
+    where = _format_address(address)
+    if error.errno == errno.EADDRINUSE:
+        problem = f"the {what} address {where} is already in use"
+        if what.startswith("statsd"):
+            problem += (
+                " (another collector, statsd_exporter, or an agent such as netdata or Datadog's,"
+                " which also default to UDP 8125?)"
+            )
+    elif error.errno == errno.EACCES:
+        problem = f"not allowed to listen on the {what} address {where} (ports below 1024?)"
+    else:
+        problem = f"cannot listen on the {what} address {where}: {error.strerror or error}"
+    return f"{problem}; choose another with {flag} HOST:PORT or {variable}"
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -119,6 +139,8 @@ class Server:
     def startup(self) -> None:
         config = self.config
         mapper = Mapper.load(config.mapping)
+        for note in config.notes:
+            log.warning("%s", note)
         log.info("mapping: %d rules from %s", len(mapper.rules), mapper.source)
         store = self.store = Store.open(config.db)
         known = store.series_keys()
@@ -137,7 +159,7 @@ class Server:
         self.ingest = Ingest(
             mapper, max_series=config.max_series, known=known, max_datagram=config.max_datagram
         )
-        self.udp = self._bind_udp()
+        self.udp = self._bind_udp() if config.statsd is not None else None
         registry = registry_for(PopconCollector(self.series, self.stats, mapper.help))
         page = self.page
         hub = config.hub
@@ -165,17 +187,25 @@ class Server:
             )
         host, port = config.http
         server_class = type("HTTPServer", (_HTTPServer,), {"address_family": _family(host)})
-        self.http = server_class((host, port), handler_class(app))
-        self._receiving = True
-        self._start(self._receive, "statsd")
+        try:
+            self.http = server_class((host, port), handler_class(app))
+        except OSError as error:
+            raise OSError(_bind_problem(error, config.http, "HTTP", "--http", SERVE_HTTP)) from None
+        if self.udp is not None:
+            self._receiving = True
+            self._start(self._receive, "statsd")
+        else:
+            log.info("--no-statsd: nothing is received; page, API and /metrics read the store")
         self._start(self.http.serve_forever, "http")
         log.info(
             "listening statsd=%s http=%s",
-            _format_address(self.udp.getsockname()),
+            _format_address(self.udp.getsockname()) if self.udp is not None else "off",
             _format_address(self.http.server_address),  # type: ignore[arg-type]
         )
 
     def _bind_udp(self) -> socket.socket:
+        if self.config.statsd is None:
+            raise RuntimeError("--no-statsd")
         host, port = self.config.statsd
         sock = socket.socket(_family(host), socket.SOCK_DGRAM)
         wanted = self.config.rcvbuf
@@ -189,9 +219,11 @@ class Server:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
         try:
             sock.bind((host, port))
-        except OSError:
+        except OSError as error:
             sock.close()
-            raise
+            raise OSError(
+                _bind_problem(error, (host, port), "statsd (UDP)", "--statsd", SERVE_STATSD)
+            ) from None
         # Linux reports twice the size granted (it counts its bookkeeping).
         granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
         if granted < wanted:
@@ -366,8 +398,7 @@ class Server:
         ):
             pending = self.ingest.pending() if self.ingest is not None else {}
             log.error(
-                "cannot write the store, counts kept in memory and retried"
-                " (%d series waiting): %s",
+                "cannot write the store, counts kept in memory and retried (%d series waiting): %s",
                 len(pending),
                 problem,
             )

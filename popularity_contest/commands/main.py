@@ -97,16 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_format(check, ("table", "json"))
     check.set_defaults(target="popularity_contest.commands.check:run")
 
-    serve = sub.add_parser("serve", help="run the embedded collector (statsd in, HTTP out)")
-    serve.add_argument("--statsd", metavar="HOST:PORT", help="UDP address (127.0.0.1:8125)")
-    serve.add_argument("--http", metavar="HOST:PORT", help="HTTP address (127.0.0.1:9102)")
-    serve.add_argument("--db", metavar="PATH", help="SQLite store")
-    serve.add_argument("--mapping", metavar="FILE", help="statsd_exporter mapping file")
-    serve.add_argument(
-        "--environment",
-        metavar="PYTHON",
-        help="a Python interpreter whose installed packages the page lists as used or unused",
+    serve = sub.add_parser(
+        "serve",
+        help="run the embedded collector (statsd in, HTTP out)",
+        description="The embedded collector: statsd counters in over UDP, a SQLite store,"
+        " and over HTTP a page, a JSON/CSV API, /metrics and /healthz.",
     )
+    from popularity_contest.collector.settings import add_arguments
+
+    add_arguments(serve)
     serve.set_defaults(target="popularity_contest.commands.serve:run")
 
     prune = sub.add_parser(

@@ -287,8 +287,57 @@ def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
             check=False,
         )
     assert result.returncode == 1
-    assert "cannot start" in result.stderr
+    assert f"the statsd (UDP) address 127.0.0.1:{port} is already in use" in result.stderr
+    assert "--statsd HOST:PORT or PYTHON_POPCONTEST_SERVE_STATSD" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_busy_http_port_names_the_address_and_the_flag(
+    collectors: Callable[..., CollectorProcess], tmp_path: Path
+) -> None:
+    first = collectors()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "popularity_contest",
+            "serve",
+            "--statsd",
+            "127.0.0.1:0",
+            "--http",
+            f":{first.http_port}",
+            "--db",
+            str(tmp_path / "other.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"the HTTP address 127.0.0.1:{first.http_port} is already in use" in result.stderr
+    assert "--http HOST:PORT or PYTHON_POPCONTEST_SERVE_HTTP" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_statsd_serves_page_and_api_from_the_store_only(
+    collectors: Callable[..., CollectorProcess], tmp_path: Path
+) -> None:
+    db = tmp_path / "shared.sqlite3"
+    writer = collectors(db=db)
+    writer.send(*report(DEFAULT_PREFIX, ["numpy"]))
+    writer.wait_until(
+        lambda: (
+            json.loads(writer.get("/healthz")[1])["pending_series"] == 0 and writer.received() > 0
+        ),
+        what="a flush",
+    )
+    reader = collectors("--no-statsd", db=db)
+    assert "listening statsd=off http=" in reader.text()
+    totals = json.loads(reader.read("/api/v1/packages?start=0"))["totals"]
+    assert [row["package"] for row in totals] == ["numpy"]
+    assert "numpy" in reader.read("/")
+    assert reader.stop() == 0
 
 
 def test_an_unusable_setting_is_a_usage_error_naming_the_variable(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -110,11 +109,6 @@ def log_in(gate: hubauth.HubGate, user: str, target: str = PREFIX + "?window=7d"
 
 
 # --- environment ---------------------------------------------------------------------
-
-
-def test_hub_mode_only_when_the_hub_gave_an_api_token() -> None:
-    assert hubauth.hub_environment({"JUPYTERHUB_SERVICE_PREFIX": PREFIX}) is None
-    assert hubauth.hub_environment({**HUB_ENV, "UNRELATED": "x"}) == HUB_ENV
 
 
 def test_hub_oauth_is_configured_from_the_service_variables() -> None:
@@ -394,14 +388,3 @@ def test_static_files_get_an_etag_a_day_of_caching_and_304(tmp_path: Path) -> No
         healthz = api.respond(PREFIX + "healthz", {})
         assert healthz.status == 200
         assert healthz.headers == ()
-
-
-@pytest.mark.parametrize(("variable", "expected"), [("", False), ("1", True), ("no", False)])
-def test_serve_config_reads_the_hub_variables(variable: str, expected: bool) -> None:
-    from popularity_contest.collector.settings import Config
-
-    environ = {**HUB_ENV, "PYTHON_POPCONTEST_SERVE_METRICS_AUTH": variable}
-    config = Config.from_args(argparse.Namespace(), environ)
-    assert config.hub == HUB_ENV
-    assert config.metrics_auth is expected
-    assert Config.from_args(argparse.Namespace(), {}).hub is None

@@ -39,21 +39,8 @@ from popularity_contest.errors import PopconError
 
 log = logging.getLogger("popularity_contest.serve")
 
-#: Variables a hub sets for a managed service; the API token marks "running under a hub".
-API_TOKEN = "JUPYTERHUB_API_TOKEN"  # noqa: S105 - a variable name, not a secret
-HUB_VARIABLES = (
-    API_TOKEN,
-    "JUPYTERHUB_API_URL",
-    "JUPYTERHUB_BASE_URL",
-    "JUPYTERHUB_CLIENT_ID",
-    "JUPYTERHUB_HOST",
-    "JUPYTERHUB_OAUTH_ACCESS_SCOPES",
-    "JUPYTERHUB_OAUTH_CALLBACK_URL",
-    "JUPYTERHUB_OAUTH_SCOPES",
-    "JUPYTERHUB_PUBLIC_URL",
-    "JUPYTERHUB_SERVICE_NAME",
-    "JUPYTERHUB_SERVICE_PREFIX",
-)
+from popularity_contest.collector.settings import API_TOKEN  # noqa: E402
+
 OPEN_PATHS = frozenset({"/healthz", "/metrics"})
 CALLBACK_PATH = "/oauth_callback"
 COOKIE_MAX_AGE_DAYS = 30.0
@@ -66,13 +53,6 @@ class HubAuthError(PopconError, ValueError):
 
 class Responder(Protocol):
     def respond(self, target: str, headers: Mapping[str, str]) -> Response: ...
-
-
-def hub_environment(environ: Mapping[str, str]) -> dict[str, str] | None:
-    """The ``JUPYTERHUB_*`` settings when run by a hub (its API token is set), else None."""
-    if not environ.get(API_TOKEN, "").strip():
-        return None
-    return {name: environ[name] for name in HUB_VARIABLES if environ.get(name, "").strip()}
 
 
 def make_hub_oauth(hub: Mapping[str, str]) -> Any:
