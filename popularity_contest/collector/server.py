@@ -14,7 +14,9 @@ once a minute while it lasts, and when it ends) and ``popcon_collector_store_wri
 A deleted store is never recreated empty behind the operator's back.
 
 Threads: one receives datagrams (blocking ``recv_into``, a large ``SO_RCVBUF``) and feeds
-``Ingest``; ``http.server``'s threads answer requests; the main thread flushes. One line per
+``Ingest`` (measured: see benchmarks/); one runs tornado's event loop for HTTP
+(``collector.web.app``), which hands store reads to a few query threads; the main thread
+flushes. One line per
 notable event is logged to stderr; the ``listening statsd=HOST:PORT http=HOST:PORT`` line
 says the collector is ready (with the ports actually bound, so port 0 works). Senders'
 addresses are never looked at, logged or stored.
@@ -22,6 +24,7 @@ addresses are never looked at, logged or stored.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import os
@@ -29,21 +32,22 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
-from http.server import ThreadingHTTPServer
 from types import FrameType
+from typing import Any
 
 from popularity_contest.collector.exposition import PopconCollector, registry_for
 from popularity_contest.collector.ingest import Ingest
 from popularity_contest.collector.mapping import Mapper, MappingError
 from popularity_contest.collector.settings import SERVE_HTTP, SERVE_STATSD, Config, ConfigError
 from popularity_contest.collector.store import SeriesKey, Store, StoreError
+from popularity_contest.collector.web import app as web
 from popularity_contest.collector.web import hubauth
-from popularity_contest.collector.web.api import Api, Responder, handler_class
+from popularity_contest.collector.web.api import Api
 
 log = logging.getLogger("popularity_contest.serve")
 
 ROLL_UP_EVERY = 3600.0
+HTTP_BACKLOG = 1024  # connections the kernel queues before the event loop accepts them
 REPEAT_STORE_PROBLEM = 60.0  # seconds between log lines about the same store problem
 
 
@@ -75,11 +79,6 @@ def _bind_problem(
     return f"{problem}; choose another with {flag} HOST:PORT or {variable}"
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-
 def kernel_drops(sock: socket.socket) -> int | None:
     """Datagrams the kernel dropped for this socket (Linux ``/proc/net/udp``), else None."""
     try:
@@ -98,19 +97,15 @@ def kernel_drops(sock: socket.socket) -> int | None:
 class Server:
     """The collector: ``run()`` = ``startup()``, ``main_loop()``, ``shutdown()``."""
 
-    def __init__(
-        self,
-        config: Config,
-        page: Callable[[Store, str], tuple[int, str, bytes] | None] | None = None,
-    ) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
-        #: Optional extra HTTP content (the page): ``page(store, target)`` -> reply or None.
-        self.page = page
         self.should_exit = threading.Event()
         self.store: Store | None = None
         self.ingest: Ingest | None = None
         self.udp: socket.socket | None = None
-        self.http: _HTTPServer | None = None
+        self.http_sockets: list[socket.socket] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._context: web.Context | None = None
         self._threads: list[threading.Thread] = []
         self._receiving = False
         self._flush_lock = threading.Lock()
@@ -161,47 +156,99 @@ class Server:
         )
         self.udp = self._bind_udp() if config.statsd is not None else None
         registry = registry_for(PopconCollector(self.series, self.stats, mapper.help))
-        page = self.page
         hub = config.hub
         api = Api(
             store,
             registry,
             healthy=self.problem,
             details=self.health_details,
-            page=None if page is None else (lambda target: page(store, target)),
             min_processes=config.min_processes,
-            prefix=(hub or {}).get("JUPYTERHUB_SERVICE_PREFIX", ""),
         )
-        app: Responder = api
+        hub_auth = None
         if hub is not None:
-            app = hubauth.HubGate(
-                hubauth.make_hub_oauth(hub),
-                api,
-                protect_metrics=config.metrics_auth,
-                public_url=hub.get("JUPYTERHUB_PUBLIC_URL", ""),
-            )
+            hub_auth = hubauth.make_hub_oauth(hub)
             log.info(
                 "JupyterHub service: page and API need a hub login with %s; /healthz%s open",
-                ", ".join(sorted(app.auth.access_scopes)),
+                ", ".join(sorted(hub_auth.access_scopes)),
                 "" if config.metrics_auth else " and /metrics",
             )
-        host, port = config.http
-        server_class = type("HTTPServer", (_HTTPServer,), {"address_family": _family(host)})
-        try:
-            self.http = server_class((host, port), handler_class(app))
-        except OSError as error:
-            raise OSError(_bind_problem(error, config.http, "HTTP", "--http", SERVE_HTTP)) from None
+        self._context = web.Context(
+            api,
+            environment=config.environment,
+            min_processes=config.min_processes,
+            warnings=self.warnings,
+            hub_auth=hub_auth,
+            metrics_auth=config.metrics_auth,
+        )
+        prefix = (hub or {}).get("JUPYTERHUB_SERVICE_PREFIX", "/")
+        application = web.make_app(self._context, prefix)
+        web.prepare_logging()
+        self.http_sockets = self._bind_http()
         if self.udp is not None:
             self._receiving = True
             self._start(self._receive, "statsd")
         else:
             log.info("--no-statsd: nothing is received; page, API and /metrics read the store")
-        self._start(self.http.serve_forever, "http")
+        ready = threading.Event()
+        self._start(
+            lambda: self._serve_http(application, xheaders=hub is not None, ready=ready), "http"
+        )
+        ready.wait(10)
         log.info(
             "listening statsd=%s http=%s",
             _format_address(self.udp.getsockname()) if self.udp is not None else "off",
-            _format_address(self.http.server_address),  # type: ignore[arg-type]
+            _format_address(self.http_sockets[0].getsockname()),
         )
+
+    def _bind_http(self) -> list[socket.socket]:
+        from tornado.netutil import bind_sockets
+
+        host, port = self.config.http
+        try:
+            return bind_sockets(port, host, family=_family(host), backlog=HTTP_BACKLOG)
+        except OSError as error:
+            raise OSError(
+                _bind_problem(error, self.config.http, "HTTP", "--http", SERVE_HTTP)
+            ) from None
+
+    def _serve_http(self, application: Any, *, xheaders: bool, ready: threading.Event) -> None:
+        from tornado.httpserver import HTTPServer
+
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        server = HTTPServer(
+            application,
+            xheaders=xheaders,  # behind the hub's proxy: the scheme the browser used
+            idle_connection_timeout=30,
+            body_timeout=30,
+            max_body_size=64 * 1024,
+            max_buffer_size=1024 * 1024,
+        )
+        server.add_sockets(self.http_sockets)
+        loop.call_soon(ready.set)
+        try:
+            loop.run_forever()
+        finally:
+            server.stop()
+            try:
+                loop.run_until_complete(asyncio.wait_for(server.close_all_connections(), timeout=2))
+            except (asyncio.TimeoutError, RuntimeError):
+                pass
+            loop.close()
+
+    def _stop_http(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(loop.stop)
+            except RuntimeError:
+                pass
+        for thread in self._threads:
+            if thread.name == "popcon-http":
+                thread.join(timeout=5)
+        if self._context is not None:
+            self._context.executor.shutdown(wait=False, cancel_futures=True)
 
     def _bind_udp(self) -> socket.socket:
         if self.config.statsd is None:
@@ -265,8 +312,7 @@ class Server:
         """Stop, flush, close; return how many series had counts that could not be written."""
         log.info("stopping%s", f" on {self._signal}" if self._signal else "")
         self._stop_receiving()
-        if self.http is not None:
-            self.http.shutdown()
+        self._stop_http()
         self.flush()
         unwritten = 0
         if self.ingest is not None:
@@ -293,8 +339,8 @@ class Server:
         return unwritten
 
     def _close(self) -> None:
-        if self.http is not None:
-            self.http.server_close()
+        for sock in self.http_sockets:
+            sock.close()
         if self.udp is not None:
             self.udp.close()
         if self.store is not None:
@@ -421,6 +467,15 @@ class Server:
                 " with `popularity-contest prune` or raise --max-series"
             )
         return details
+
+    def warnings(self) -> list[str]:
+        """What the page shows on top: the series cap reached, a store that cannot be written."""
+        details = self.health_details()
+        found = [str(details["warning"])] if "warning" in details else []
+        problem = self.problem()
+        if problem is not None:
+            found.append(f"This collector is unhealthy: {problem}")
+        return found
 
     def problem(self) -> str | None:
         """What makes the collector unhealthy (for ``/healthz``), or None."""

@@ -15,24 +15,17 @@ largest first. ``GET /api/v1/namespaces`` lists the namespaces seen. The API rea
 so it lags what was received by at most one flush interval; ``/metrics`` includes unflushed
 counts.
 
-``Api.handle`` is pure request -> response (tested directly); ``Api.respond`` adds what needs
-the request's headers (the hub service prefix is stripped; ``/static/`` files get an ETag,
-a day of ``Cache-Control`` and 304 answers to ``If-None-Match``); ``handler_class`` serves any
-such responder (the ``Api`` itself, or ``hubauth.HubGate`` in front of it) with
-``http.server``. No request is ever logged: on a hub, an address identifies a user.
+``Api`` answers each endpoint from plain parameters (``Api.handle(target)`` routes a path
+and query to them, for tests); ``collector.web.app`` serves them with tornado, one
+``RequestHandler`` per endpoint.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
-from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client.exposition import choose_encoder
@@ -40,6 +33,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from popularity_contest import names
 from popularity_contest.answers import window
+from popularity_contest.answers.formats import to_csv
 from popularity_contest.collector.store import AGGREGATES, Store, StoreError
 
 DEFAULT_WINDOW = window.parse_age(window.DEFAULT_SINCE)
@@ -55,31 +49,11 @@ METRIC_ALIASES = {
 }
 
 
-STATIC_PREFIX = "/static/"
-STATIC_CACHE_CONTROL = "public, max-age=86400"
-
-
 @dataclass(frozen=True)
 class Response:
     status: int
     content_type: str
     body: bytes
-    #: Extra response headers (Set-Cookie may repeat), in order.
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-class Responder(Protocol):
-    """What ``handler_class`` serves: request target and headers (lower-case names) in."""
-
-    def respond(self, target: str, headers: Mapping[str, str]) -> Response: ...
-
-
-def strip_prefix(target: str, prefix: str) -> str:
-    """``/services/x/healthz`` -> ``/healthz`` for prefix ``/services/x/`` (else unchanged)."""
-    prefix = prefix.rstrip("/")
-    if prefix and (target == prefix or target.startswith((prefix + "/", prefix + "?"))):
-        return "/" + target[len(prefix) :].lstrip("/")
-    return target
 
 
 class BadRequestError(ValueError):
@@ -105,11 +79,8 @@ def _json(status: int, document: object) -> Response:
 
 
 def _csv(rows: list[dict[str, object]], columns: list[str]) -> Response:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return Response(200, "text/csv; charset=utf-8", buffer.getvalue().encode("utf-8"))
+    # formats.to_csv neutralises cells a spreadsheet would run as formulas (csv_cell).
+    return Response(200, "text/csv; charset=utf-8", to_csv(rows, columns).encode("utf-8"))
 
 
 def _columns(rows: list[dict[str, object]], first: list[str], last: list[str]) -> list[str]:
@@ -132,7 +103,6 @@ class Api:
         page: Callable[[str], tuple[int, str, bytes] | None] | None = None,
         *,
         min_processes: int = 1,
-        prefix: str = "",
         details: Callable[[], dict[str, object]] | None = None,
     ) -> None:
         #: Extra facts for ``/healthz`` (series in use, the cap, a warning).
@@ -146,30 +116,6 @@ class Api:
         self.page = page
         #: Privacy threshold: package series counted fewer times in the window are hidden.
         self.min_processes = min_processes
-        #: Run as a JupyterHub service, paths arrive under ``JUPYTERHUB_SERVICE_PREFIX``.
-        self.prefix = prefix
-        self._etags: dict[str, tuple[bytes, str]] = {}
-
-    def respond(self, target: str, headers: Mapping[str, str]) -> Response:
-        """``handle`` for a request with headers (names in lower case)."""
-        target = strip_prefix(target, self.prefix)
-        response = self.handle(target, headers.get("accept", ""))
-        path = urlsplit(target).path
-        if response.status != 200 or not path.startswith(STATIC_PREFIX):
-            return response
-        etag = self._etag(path, response.body)
-        cache = (("ETag", etag), ("Cache-Control", STATIC_CACHE_CONTROL))
-        wanted = {tag.strip() for tag in headers.get("if-none-match", "").split(",")}
-        if etag in wanted or "*" in wanted:
-            return Response(304, response.content_type, b"", cache)
-        return Response(200, response.content_type, response.body, (*response.headers, *cache))
-
-    def _etag(self, path: str, body: bytes) -> str:
-        # The static body is one shared bytes object (4.8 MB of plotly.js): hash it once.
-        known = self._etags.get(path)
-        if known is None or known[0] is not body:
-            known = self._etags[path] = (body, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
-        return known[1]
 
     def handle(self, target: str, accept: str = "") -> Response:
         parts = urlsplit(target)
@@ -177,16 +123,15 @@ class Api:
         params = {key: values[-1] for key, values in query.items()}
         try:
             if parts.path == "/metrics":
-                encoder, content_type = choose_encoder(accept)
-                return Response(200, content_type, encoder(self.registry))
+                return self.metrics(accept)
             if parts.path == "/healthz":
-                return self._health()
+                return self.health()
             if parts.path == "/api/v1/popularity":
-                return self._popularity(params)
+                return self.popularity(params)
             if parts.path == "/api/v1/packages":
-                return self._packages(params)
+                return self.packages(params)
             if parts.path == "/api/v1/namespaces":
-                return _json(200, {"namespaces": self.store.namespaces()})
+                return self.namespaces()
             if self.page is not None:
                 reply = self.page(target)
                 if reply is not None:
@@ -213,7 +158,15 @@ class Api:
     def _private(self, metric: str) -> bool:
         return self.min_processes > 1 and metric in PRIVATE_METRICS
 
-    def _health(self) -> Response:
+    def metrics(self, accept: str = "") -> Response:
+        """``/metrics`` in the format the scraper accepts (``prometheus_client``)."""
+        encoder, content_type = choose_encoder(accept)
+        return Response(200, content_type, encoder(self.registry))
+
+    def namespaces(self) -> Response:
+        return _json(200, {"namespaces": self.store.namespaces()})
+
+    def health(self) -> Response:
         problem = self.healthy() if self.healthy is not None else None
         if problem is None:
             try:
@@ -225,7 +178,7 @@ class Api:
             return _json(503, {"status": "unhealthy", "problem": problem, **details})
         return _json(200, {"status": "ok", **details})
 
-    def _window(self, params: dict[str, str]) -> tuple[float, float, str | None, str, str]:
+    def _window(self, params: Mapping[str, str]) -> tuple[float, float, str | None, str, str]:
         end = parse_time(params["end"]) if params.get("end") else self.clock()
         start = parse_time(params["start"]) if params.get("start") else end - DEFAULT_WINDOW
         if start >= end:
@@ -237,7 +190,7 @@ class Api:
             raise BadRequestError("format must be json or csv")
         return start, end, params.get("namespace"), metric, output
 
-    def _popularity(self, params: dict[str, str]) -> Response:
+    def popularity(self, params: Mapping[str, str]) -> Response:
         start, end, namespace, metric, output = self._window(params)
         aggregate = params.get("aggregate") or "day"
         if aggregate not in AGGREGATES:
@@ -268,7 +221,7 @@ class Api:
             },
         )
 
-    def _packages(self, params: dict[str, str]) -> Response:
+    def packages(self, params: Mapping[str, str]) -> Response:
         start, end, namespace, metric, output = self._window(params)
         totals = self.store.totals(start, end, namespace=namespace, metric=metric)
         if self._private(metric):
@@ -286,41 +239,3 @@ class Api:
                 "totals": rows,
             },
         )
-
-
-def handler_class(app: Responder) -> type[BaseHTTPRequestHandler]:
-    """A request handler class serving ``app`` (GET and HEAD only)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "popularity-contest"
-        timeout = 30  # a client that stops sending does not hold a thread forever
-
-        def do_GET(self) -> None:
-            self._respond(with_body=True)
-
-        def do_HEAD(self) -> None:
-            self._respond(with_body=False)
-
-        def _respond(self, with_body: bool) -> None:
-            headers: dict[str, str] = {}
-            for name, value in self.headers.items():
-                key = name.lower()
-                # Repeated Cookie headers (HTTP/2 proxies split them) are one list.
-                joiner = "; " if key == "cookie" else ", "
-                headers[key] = f"{headers[key]}{joiner}{value}" if key in headers else value
-            response = app.respond(self.path, headers)
-            self.send_response(response.status)
-            self.send_header("Content-Type", response.content_type)
-            if response.status != 304:  # a 304's length would be the unsent body's
-                self.send_header("Content-Length", str(len(response.body)))
-            for name, value in response.headers:
-                self.send_header(name, value)
-            self.end_headers()
-            if with_body:
-                self.wfile.write(response.body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            # Never log requests: the client's address identifies a user on a hub.
-            return
-
-    return Handler
