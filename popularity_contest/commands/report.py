@@ -6,7 +6,7 @@ import argparse
 import json
 from collections.abc import Mapping, Sequence
 
-from popularity_contest.answers.formats import number, share_text, table, to_csv
+from popularity_contest.answers.formats import number, share_text, table, terminal_text, to_csv
 from popularity_contest.answers.ranking import NO_HUB, Row, top_packages
 from popularity_contest.answers.sources import open_source
 from popularity_contest.answers.window import Window, iso, window
@@ -29,11 +29,14 @@ def render(
         return to_csv(dicts, columns).rstrip("\n")
     total = number(sum(processes.values()))
     lines = [
-        f"{iso(span.start)} .. {iso(span.end)}: {total} processes reported"
-        + (
-            "; " + ", ".join(f"{ns or NO_HUB} {number(n)}" for ns, n in sorted(processes.items()))
-            if by_namespace and processes
-            else ""
+        terminal_text(  # hub names came off the wire
+            f"{iso(span.start)} .. {iso(span.end)}: {total} processes reported"
+            + (
+                "; "
+                + ", ".join(f"{ns or NO_HUB} {number(n)}" for ns, n in sorted(processes.items()))
+                if by_namespace and processes
+                else ""
+            )
         )
     ]
     if not rows:
