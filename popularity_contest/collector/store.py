@@ -94,7 +94,22 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX series_name ON series (name, namespace);
     """,
+    # 2: daily sums of every bucket, kept on each write, so that a window of whole days reads
+    # one row per series and day whatever the hourly retention (queries over months of
+    # hourly buckets were too slow to serve).
+    """
+    CREATE TABLE day (
+        start INTEGER NOT NULL,        -- Unix seconds (UTC) of the day
+        series_id INTEGER NOT NULL REFERENCES series (id),
+        value REAL NOT NULL,
+        PRIMARY KEY (start, series_id)
+    ) WITHOUT ROWID;
+    INSERT INTO day (start, series_id, value)
+        SELECT start - start % 86400, series_id, SUM(value) FROM bucket GROUP BY 1, 2;
+    """,
 ]
+#: A read that takes longer is interrupted (``StoreError``): narrow the question.
+QUERY_SECONDS = 10.0
 
 
 class StoreError(PopconError):
@@ -166,6 +181,8 @@ class Store:
         #: collector is detected (SQLite would go on writing to the unlinked file).
         self._identity: tuple[int, int] | None = None
         self._data_version = 0
+        #: Write transactions committed through this object (answer caches key on it).
+        self.writes = 0
 
     # --- opening and closing -----------------------------------------------------------
     @classmethod
@@ -251,6 +268,7 @@ class Store:
             changed = version != self._data_version
             self._data_version = version
             if changed:
+                self.writes += 1
                 self._ids.clear()  # ids of series removed elsewhere must not be reused
         return changed
 
@@ -329,6 +347,11 @@ class Store:
                 " DO UPDATE SET value = value + excluded.value",
                 [(hour, HOUR, series_id, value) for value, series_id in rows],
             )
+            db.executemany(
+                "INSERT INTO day (start, series_id, value) VALUES (?, ?, ?)"
+                " ON CONFLICT (start, series_id) DO UPDATE SET value = value + excluded.value",
+                [(hour - hour % DAY, series_id, value) for value, series_id in rows],
+            )
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -343,6 +366,7 @@ class Store:
                 try:
                     yield db
                     db.execute("COMMIT")
+                    self.writes += 1
                 except BaseException:
                     if db.in_transaction:
                         db.execute("ROLLBACK")
@@ -418,6 +442,7 @@ class Store:
                 db.executemany("INSERT INTO temp.doomed (id) VALUES (?)", ids)
                 # One pass over the buckets (their key does not start with the series id).
                 db.execute("DELETE FROM bucket WHERE series_id IN (SELECT id FROM temp.doomed)")
+                db.execute("DELETE FROM day WHERE series_id IN (SELECT id FROM temp.doomed)")
                 db.execute("DELETE FROM series WHERE id IN (SELECT id FROM temp.doomed)")
                 self._ids.clear()
         return [total for _, total in doomed]
@@ -425,10 +450,36 @@ class Store:
     # --- reading -----------------------------------------------------------------------
     def _query(self, sql: str, parameters: Iterable[object] = ()) -> list[tuple[object, ...]]:
         with self._lock:
+            deadline = time.monotonic() + QUERY_SECONDS
             try:
+                self._db.set_progress_handler(lambda: time.monotonic() > deadline, 100_000)
                 return self._db.execute(sql, tuple(parameters)).fetchall()
+            except sqlite3.OperationalError as error:
+                if "interrupted" in str(error):
+                    raise StoreError(
+                        f"{self.path}: the query took more than {QUERY_SECONDS:g} s: narrow it"
+                    ) from None
+                raise self._fail(error) from None
             except sqlite3.Error as error:
                 raise self._fail(error) from None
+            finally:
+                try:
+                    self._db.set_progress_handler(None, 0)
+                except sqlite3.Error:
+                    pass
+
+    def series_count(self, namespace: str | None = None, metric: str | None = None) -> int:
+        """How many series of ``metric`` (any when None) in ``namespace`` (any when None)."""
+        clauses, parameters = ["1"], []
+        if metric is not None:
+            clauses.append("name = ?")
+            parameters.append(metric)
+        if namespace is not None:
+            clauses.append("namespace = ?")
+            parameters.append(namespace)
+        rows = self._query(f"SELECT COUNT(*) FROM series WHERE {' AND '.join(clauses)}", parameters)  # noqa: S608 - constant clauses
+        count: int = rows[0][0]  # type: ignore[assignment]
+        return count
 
     def series_totals(self) -> list[Total]:
         """All-time total of every series."""
@@ -443,45 +494,86 @@ class Store:
     def metrics(self) -> list[str]:
         return [str(row[0]) for row in self._query("SELECT DISTINCT name FROM series ORDER BY 1")]
 
-    def _where(
+    def _sums(  # noqa: PLR0917 - private, called in two places
         self,
         start: datetime | float,
         end: datetime | float,
         namespace: str | None,
         metric: str | None,
-    ) -> tuple[str, list[object]]:
-        clauses = ["b.start >= ?", "b.start < ?"]
-        parameters: list[object] = [int(to_timestamp(start)), int(to_timestamp(end))]
+        period: str | None,
+        only: Iterable[Mapping[str, str]] | None = None,
+    ) -> list[tuple[object, ...]]:
+        """Rows ``(period start or 0, name, labels JSON, sum)`` per period and series.
+
+        A bucket counts when its start is in ``[start, end)``. Whole days in the window are
+        read from ``day`` (one row per series and day), the partial days at either end from
+        ``bucket``; ``period`` "hour" reads ``bucket`` only, None sums the whole window.
+        """
+        first, last = int(to_timestamp(start)), int(to_timestamp(end))
+        series = ["1"]
+        parameters: list[object] = []
         if metric is not None:
-            clauses.append("s.name = ?")
+            series.append("name = ?")
             parameters.append(metric)
         if namespace is not None:
-            clauses.append("s.namespace = ?")
+            series.append("namespace = ?")
             parameters.append(namespace)
-        return " AND ".join(clauses), parameters
+        if only is not None:
+            series.append("labels IN (SELECT value FROM json_each(?))")
+            parameters.append(json.dumps([_labels_json(tuple(sorted(x.items()))) for x in only]))
+        chosen = f"SELECT id FROM series WHERE {' AND '.join(series)}"  # noqa: S608 - constant clauses
+        whole_first = -(-first // DAY) * DAY
+        whole_last = last - last % DAY
+        parts: list[tuple[str, int, int]] = []
+        if period == "hour" or whole_first >= whole_last:
+            parts.append(("bucket", first, last))
+        else:
+            if first < whole_first:
+                parts.append(("bucket", first, whole_first))
+            parts.append(("day", whole_first, whole_last))
+            if whole_last < last:
+                parts.append(("bucket", whole_last, last))
+        width = HOUR if period == "hour" else DAY
+        period_sql = "0" if period is None else f"start - start % {width}"
+        selects = []
+        values: list[object] = []
+        for table, low, high in parts:
+            selects.append(
+                f"SELECT {period_sql} AS p, series_id, value FROM {table}"  # noqa: S608 - constants
+                f" WHERE start >= ? AND start < ? AND series_id IN ({chosen})"
+            )
+            values += [low, high, *parameters]
+        return self._query(
+            "SELECT t.p, s.name, s.labels, SUM(t.value) FROM ("  # noqa: S608 - constants
+            + " UNION ALL ".join(selects)
+            + ") t JOIN series s ON s.id = t.series_id GROUP BY t.p, t.series_id",
+            values,
+        )
 
-    def counts(
+    def counts(  # noqa: PLR0917 - its positional order is its documented API
         self,
         start: datetime | float,
         end: datetime | float,
         aggregate: str = "day",
         namespace: str | None = None,
         metric: str | None = IMPORTED_PACKAGE,
+        only: Iterable[Mapping[str, str]] | None = None,
     ) -> list[Count]:
-        """Sums per period and series, ordered by period then largest first."""
+        """Sums per period and series, ordered by period then largest first; ``only``: just
+        the series with these label sets."""
         if aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}")
-        where, parameters = self._where(start, end, namespace, metric)
-        width = HOUR if aggregate == "hour" else DAY
-        rows = self._query(
-            f"SELECT b.start - b.start % {width}, s.name, s.labels, SUM(b.value)"  # noqa: S608 - width is a constant
-            f" FROM bucket b JOIN series s ON s.id = b.series_id WHERE {where}"
-            " GROUP BY 1, b.series_id",
-            parameters,
+        rows = self._sums(
+            start, end, namespace, metric, "hour" if aggregate == "hour" else "day", only
         )
         sums: dict[tuple[int, str, str], float] = {}
+        periods: dict[int, int] = {}
         for bucket, name, labels, value in rows:
-            key = (period_start(int(bucket), aggregate), str(name), str(labels))  # type: ignore[call-overload]
+            day = int(bucket)  # type: ignore[call-overload]
+            begins = periods.get(day)
+            if begins is None:
+                begins = periods[day] = period_start(day, aggregate)
+            key = (begins, str(name), str(labels))
             sums[key] = sums.get(key, 0.0) + float(value)  # type: ignore[arg-type]
         ordered = sorted(sums.items(), key=lambda item: (item[0][0], -item[1], item[0][1:]))
         return [
@@ -497,11 +589,6 @@ class Store:
         metric: str | None = IMPORTED_PACKAGE,
     ) -> list[Total]:
         """Sum per series over the window, largest first."""
-        where, parameters = self._where(start, end, namespace, metric)
-        rows = self._query(
-            f"SELECT s.name, s.labels, SUM(b.value) FROM bucket b"  # noqa: S608 - no user text
-            f" JOIN series s ON s.id = b.series_id WHERE {where}"
-            " GROUP BY b.series_id ORDER BY 3 DESC, 1, 2",
-            parameters,
-        )
-        return [Total(str(n), json.loads(str(lb)), float(v)) for n, lb, v in rows]  # type: ignore[arg-type]
+        rows = self._sums(start, end, namespace, metric, None)
+        ordered = sorted(rows, key=lambda r: (-float(r[3]), str(r[1]), str(r[2])))  # type: ignore[arg-type]
+        return [Total(str(n), json.loads(str(lb)), float(v)) for _, n, lb, v in ordered]  # type: ignore[arg-type]

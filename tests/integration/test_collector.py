@@ -394,3 +394,53 @@ def test_series_cap_shows_in_healthz_and_prune_makes_room_while_running(
     )
     assert json.loads(collector.get("/healthz")[1]).get("warning") is not None  # full again
     assert collector.stop() == 0
+
+
+def raw_http(port: int, request: bytes, *, read: bool = True) -> tuple[bytes, int]:
+    """Send raw bytes from a known local port; (what came back, that port)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        local = conn.getsockname()[1]
+        conn.sendall(request.replace(b"\r\nHost: x\r\n", b"\r\nHost: x\r\nConnection: close\r\n"))
+        if not read:
+            return b"", local  # hang up mid-request
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks), local
+
+
+def test_odd_requests_get_clean_answers_and_nothing_about_clients_is_logged(
+    collectors: Callable[..., CollectorProcess],
+) -> None:
+    collector = collectors()
+    port = collector.http_port
+    cases = [
+        (b"POST /api/v1/packages HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", b" 405 "),
+        (b"DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n", b" 405 "),
+        (b"BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n", b" 405 "),
+        (b"GET /api/v1/popularity?end=1e18 HTTP/1.1\r\nHost: x\r\n\r\n", b" 400 "),
+        (b"GET /api/v1/packages?start=%ff%fe HTTP/1.1\r\nHost: x\r\n\r\n", b" 400 "),
+        (b"GET /nope/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", b" 404 "),
+        (b"GET /static/..%2f..%2fsettings.py HTTP/1.1\r\nHost: x\r\n\r\n", b" 404 "),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", b""),
+        (b"\x16\x03\x01\x02\x00garbage\r\n\r\n", b""),
+    ]
+    locals_seen = []
+    for request, status in cases:
+        answer, local = raw_http(port, request)
+        locals_seen.append(local)
+        assert status in answer.split(b"\r\n", 1)[0] + b" ", (request[:40], answer[:200])
+        if answer:
+            assert b"Traceback" not in answer
+    locals_seen.extend(
+        raw_http(port, request, read=False)[1]
+        for request in (b"GET /api/v1/packages HTTP/1.1\r\nHost: x\r\n", b"GET /metr")
+    )
+    status, body = collector.get("/healthz")  # still serving
+    assert status == 200, body
+    assert collector.stop() == 0
+    log = collector.text()
+    assert "Traceback" not in log
+    for local in locals_seen:
+        assert f":{local}" not in log, log
+        assert f" {local}" not in log, log

@@ -240,3 +240,62 @@ def test_a_store_deleted_or_replaced_while_open_is_detected_not_recreated(
     path.write_bytes(b"")
     assert "replaced" in (store.file_problem() or "")
     store.close()
+
+
+def test_whole_days_and_partial_edges_sum_like_the_buckets(tmp_path: Path) -> None:
+    # The day table must give exactly what summing the buckets in [start, end) gives.
+    import random
+
+    rng = random.Random(7)
+    base = ts("2024-03-01")
+    adds: list[tuple[float, tuple[str, tuple[tuple[str, str], ...]], float]] = []
+    with Store.open(tmp_path / "s.db") as store:
+        for _ in range(300):
+            at = base + rng.randrange(0, 20 * DAY)
+            key = rng.choice([NUMPY, PANDAS_HUB, PROCESSES])
+            value = float(rng.randrange(1, 5))
+            store.add({key: value}, at=at)
+            adds.append((at - at % HOUR, key, value))
+        store.roll_up(retention_days=10, now=base + 20 * DAY)  # older hours become days
+        for _ in range(40):
+            start = base + rng.randrange(-DAY, 21 * DAY)
+            end = start + rng.randrange(1, 12 * DAY)
+            expected: dict[str, float] = {}
+            for hour, key, value in adds:
+                bucket_start = hour
+                if hour < store_cutoff(base):
+                    bucket_start = hour - hour % DAY  # rolled up into its day
+                if start <= bucket_start < end and key[0] == IMPORTED_PACKAGE:
+                    label = dict(key[1])["package"]
+                    expected[label] = expected.get(label, 0.0) + value
+            got = {t.labels["package"]: t.value for t in store.totals(start, end)}
+            assert got == expected, (start, end)
+            by_day = store.counts(start, end, "day")
+            assert sum(c.value for c in by_day) == sum(expected.values())
+
+
+def store_cutoff(base: float) -> float:
+    moment = int(base + 20 * DAY) - 10 * DAY
+    return moment - moment % DAY
+
+
+def test_a_version_1_store_gets_its_day_table_filled(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(store_module.MIGRATIONS[0])
+    db.execute(
+        "INSERT INTO series (id, name, labels, namespace, total) VALUES"
+        ' (1, ?, \'{"namespace":"","package":"numpy"}\', \'\', 5)',
+        (IMPORTED_PACKAGE,),
+    )
+    day = int(ts("2024-05-01"))
+    db.executemany(
+        "INSERT INTO bucket (start, width, series_id, value) VALUES (?, ?, 1, ?)",
+        [(day + HOUR, HOUR, 2.0), (day + 5 * HOUR, HOUR, 3.0), (day - DAY, DAY, 4.0)],
+    )
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with Store.open(path) as store:
+        assert store.totals(day - DAY, day + DAY)[0].value == 9.0
+        assert [c.value for c in store.counts(day - DAY, day + DAY, "day")] == [4.0, 5.0]

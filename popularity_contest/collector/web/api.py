@@ -11,7 +11,16 @@
     &format=json|csv                   (default json)
 
 ``GET /api/v1/packages``  totals per series over the same kind of window (no ``aggregate``),
-largest first. ``GET /api/v1/namespaces`` lists the namespaces seen. The API reads the store,
+largest first.
+
+Both are paged over series, largest first: ``&limit=N`` (default 1000, at most 10000) and
+``&offset=K``; JSON answers say ``series`` (how many in all) and ``next_offset`` (null on the
+last page). A popularity answer holds at most ``MAX_CELLS`` periods x series: a larger
+request is a 400 saying what to narrow. Times must lie between 1970 and 9999. Identical
+questions share one answer (computed once, however many ask) for ``CACHE_SECONDS`` or
+until the store is next written, whichever comes first.
+
+``GET /api/v1/namespaces`` lists the namespaces seen. The API reads the store,
 so it lags what was received by at most one flush interval; ``/metrics`` includes unflushed
 counts.
 
@@ -23,8 +32,11 @@ and query to them, for tests); ``collector.web.app`` serves them with tornado, o
 from __future__ import annotations
 
 import json
+import math
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,7 +46,7 @@ from prometheus_client.registry import CollectorRegistry
 from popularity_contest import names
 from popularity_contest.answers import window
 from popularity_contest.answers.formats import to_csv
-from popularity_contest.collector.store import AGGREGATES, Store, StoreError
+from popularity_contest.collector.store import AGGREGATES, Store, StoreError, Total
 
 DEFAULT_WINDOW = window.parse_age(window.DEFAULT_SINCE)
 #: Metrics whose series name a package: the privacy threshold applies to them.
@@ -60,12 +72,96 @@ class BadRequestError(ValueError):
     pass
 
 
-def parse_time(text: str) -> float:
-    """``window.parse_time``, with a bad value as a 400 answer."""
+MAX_CELLS = 100_000  # periods x series in one popularity answer
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10_000
+LATEST = 253402300799.0  # 9999-12-31T23:59:59Z
+CACHE_SECONDS = 5.0
+CACHE_ENTRIES = 256
+CACHE_BYTES = 64 * 1024 * 1024
+#: Upper bounds of the seconds in one period, to count periods before asking the store.
+_PERIOD_SECONDS = {
+    "hour": 3600,
+    "day": 86400,
+    "week": 7 * 86400,
+    "month": 28 * 86400,
+    "quarter": 89 * 86400,
+    "year": 365 * 86400,
+}
+
+
+def parse_time(text: str, name: str = "time") -> float:
+    """``window.parse_time`` between 1970 and 9999, with a bad value as a 400 answer."""
     try:
-        return window.parse_time(text)
-    except ValueError as error:
-        raise BadRequestError(str(error)) from None
+        moment = window.parse_time(text)
+    except (ValueError, OverflowError) as error:
+        raise BadRequestError(f"{name}: {error}") from None
+    if not 0 <= moment <= LATEST:
+        raise BadRequestError(f"{name}: must lie between 1970-01-01 and 9999-12-31: {text!r}")
+    return moment
+
+
+def _integer(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = params.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise BadRequestError(f"{name}: a whole number from {low} to {high}, not {text!r}")
+    return int(text)
+
+
+def periods_in(start: float, end: float, aggregate: str) -> int:
+    """At most how many periods of ``aggregate`` a window ``[start, end)`` touches."""
+    return math.ceil((end - start) / _PERIOD_SECONDS[aggregate]) + 1
+
+
+class AnswerCache:
+    """Answers kept ``seconds`` (200s only), bounded in entries and bytes; a question asked
+    by many at once is computed once while the others wait (thread-safe)."""
+
+    def __init__(
+        self,
+        seconds: float = CACHE_SECONDS,
+        entries: int = CACHE_ENTRIES,
+        size: int = CACHE_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.seconds, self.entries, self.size, self.clock = seconds, entries, size, clock
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[Hashable, tuple[float, Response]] = OrderedDict()
+        self._bytes = 0
+        self._pending: dict[Hashable, threading.Event] = {}
+
+    def get(self, key: Hashable, compute: Callable[[], Response]) -> Response:
+        while True:
+            with self._lock:
+                kept = self._kept.get(key)
+                if kept is not None and kept[0] > self.clock():
+                    self._kept.move_to_end(key)
+                    return kept[1]
+                waiting = self._pending.get(key)
+                if waiting is None:
+                    done = self._pending[key] = threading.Event()
+            if waiting is None:
+                break
+            waiting.wait(60)  # then ask again: kept, or computed by us
+        try:
+            response = compute()
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
+            done.set()
+        if response.status == 200 and len(response.body) <= self.size // 4:
+            with self._lock:
+                old = self._kept.pop(key, None)
+                if old is not None:
+                    self._bytes -= len(old[1].body)
+                self._kept[key] = (self.clock() + self.seconds, response)
+                self._bytes += len(response.body)
+                while len(self._kept) > self.entries or self._bytes > self.size:
+                    _, (_, evicted) = self._kept.popitem(last=False)
+                    self._bytes -= len(evicted.body)
+        return response
 
 
 def _count(value: float) -> int | float:
@@ -107,6 +203,7 @@ class Api:
     ) -> None:
         #: Extra facts for ``/healthz`` (series in use, the cap, a warning).
         self.details = details
+        self.cache = AnswerCache()
         self.store = store
         self.registry = registry
         self.healthy = healthy
@@ -179,8 +276,12 @@ class Api:
         return _json(200, {"status": "ok", **details})
 
     def _window(self, params: Mapping[str, str]) -> tuple[float, float, str | None, str, str]:
-        end = parse_time(params["end"]) if params.get("end") else self.clock()
-        start = parse_time(params["start"]) if params.get("start") else end - DEFAULT_WINDOW
+        end = parse_time(params["end"], "end") if params.get("end") else self.clock()
+        start = (
+            parse_time(params["start"], "start")
+            if params.get("start")
+            else max(0.0, end - DEFAULT_WINDOW)
+        )
         if start >= end:
             raise BadRequestError("start must be before end")
         metric = params.get("metric") or "imported_package"
@@ -190,19 +291,64 @@ class Api:
             raise BadRequestError("format must be json or csv")
         return start, end, params.get("namespace"), metric, output
 
+    def _key(self, endpoint: str, params: Mapping[str, str]) -> tuple[Hashable, ...]:
+        """The cache key of a question: its parameters, the window to the hour (buckets
+        start on hours, so windows that round to the same hours hold the same buckets)."""
+        start, end, namespace, metric, output = self._window(params)
+        hours = (-(-int(start) // 3600), -(-int(end) // 3600))
+        rest = tuple(sorted((k, v) for k, v in params.items() if k not in ("start", "end")))
+        return (endpoint, self.store.writes, hours, namespace, metric, output, rest)
+
+    def _page(
+        self,
+        params: Mapping[str, str],
+        start: float,
+        end: float,
+        namespace: str | None,
+        metric: str,
+    ) -> tuple[list[Total], int, int, int]:
+        """The series of this page, largest first: (page, all series, limit, offset)."""
+        limit = _integer(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = _integer(params, "offset", 0, 0, 10**9)
+        totals = self.store.totals(start, end, namespace=namespace, metric=metric)
+        if self._private(metric):
+            totals = [t for t in totals if t.value >= self.min_processes]
+        return totals[offset : offset + limit], len(totals), limit, offset
+
     def popularity(self, params: Mapping[str, str]) -> Response:
+        """Counts per period and series (see the module's docstring); cached briefly."""
+        return self.cache.get(self._key("popularity", params), lambda: self._popularity(params))
+
+    def packages(self, params: Mapping[str, str]) -> Response:
+        """Totals per series (see the module's docstring); cached briefly."""
+        return self.cache.get(self._key("packages", params), lambda: self._packages(params))
+
+    def _popularity(self, params: Mapping[str, str]) -> Response:
         start, end, namespace, metric, output = self._window(params)
         aggregate = params.get("aggregate") or "day"
         if aggregate not in AGGREGATES:
             raise BadRequestError(f"aggregate must be one of {', '.join(AGGREGATES)}")
-        counts = self.store.counts(start, end, aggregate, namespace=namespace, metric=metric)
-        if self._private(metric):
-            keep = {
-                tuple(sorted(t.labels.items()))
-                for t in self.store.totals(start, end, namespace=namespace, metric=metric)
-                if t.value >= self.min_processes
-            }
-            counts = [c for c in counts if tuple(sorted(c.labels.items())) in keep]
+        page, series, limit, offset = self._page(params, start, end, namespace, metric)
+        periods = periods_in(start, end, aggregate)
+        if periods * len(page) > MAX_CELLS:
+            raise BadRequestError(
+                f"too large: up to {periods} periods x {len(page)} series, more than"
+                f" {MAX_CELLS} values: narrow the window (start, end), take a coarser aggregate"
+                f" (day, week, month), choose a namespace, or fewer series per page"
+                f" (limit, offset)"
+            )
+        counts = (
+            self.store.counts(
+                start,
+                end,
+                aggregate,
+                namespace=namespace,
+                metric=metric,
+                only=[t.labels for t in page],
+            )
+            if page
+            else []
+        )
         rows: list[dict[str, object]] = [
             {"period": window.iso(count.period), **count.labels, "count": _count(count.value)}
             for count in counts
@@ -217,16 +363,15 @@ class Api:
                 "aggregate": aggregate,
                 "metric": metric,
                 "namespace": namespace,
+                **_paging(series, limit, offset),
                 "counts": rows,
             },
         )
 
-    def packages(self, params: Mapping[str, str]) -> Response:
+    def _packages(self, params: Mapping[str, str]) -> Response:
         start, end, namespace, metric, output = self._window(params)
-        totals = self.store.totals(start, end, namespace=namespace, metric=metric)
-        if self._private(metric):
-            totals = [t for t in totals if t.value >= self.min_processes]
-        rows: list[dict[str, object]] = [{**t.labels, "count": _count(t.value)} for t in totals]
+        page, series, limit, offset = self._page(params, start, end, namespace, metric)
+        rows: list[dict[str, object]] = [{**t.labels, "count": _count(t.value)} for t in page]
         if output == "csv":
             return _csv(rows, _columns(rows, [], ["count"]))
         return _json(
@@ -236,6 +381,17 @@ class Api:
                 "end": window.iso(end),
                 "metric": metric,
                 "namespace": namespace,
+                **_paging(series, limit, offset),
                 "totals": rows,
             },
         )
+
+
+def _paging(series: int, limit: int, offset: int) -> dict[str, object]:
+    following = offset + limit
+    return {
+        "series": series,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": following if following < series else None,
+    }

@@ -221,6 +221,7 @@ class PageHandler(BaseHandler):
     async def get(self) -> None:
         params = self.params()
         context = self.context
+        warnings = context.warnings()
 
         def work() -> Response:
             body = page.render(
@@ -229,11 +230,13 @@ class PageHandler(BaseHandler):
                 environment=context.environment,
                 min_processes=context.min_processes,
                 now=context.api.clock(),
-                warnings=context.warnings(),
+                warnings=warnings,
             )
             return Response(200, "text/html; charset=utf-8", body)
 
-        await self.answer(work)
+        # Everyone asking the same page until the store is next written shares one render.
+        key = ("page", context.api.store.writes, tuple(sorted(params.items())), *warnings)
+        await self.answer(lambda: context.api.cache.get(key, work))
 
 
 class PlotlyHandler(tornado.web.StaticFileHandler):
