@@ -30,6 +30,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from types import FrameType
@@ -214,6 +215,9 @@ class Server:
     def _serve_http(self, application: Any, *, xheaders: bool, ready: threading.Event) -> None:
         from tornado.httpserver import HTTPServer
 
+        # The event loop shares the GIL with the receiver and the query threads: switching
+        # every 1 ms instead of 5 ms keeps answers from the cache quick while a query runs.
+        sys.setswitchinterval(0.001)
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         self._loop = loop

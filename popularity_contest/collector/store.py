@@ -35,6 +35,7 @@ with the file name in its message.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import os
 import sqlite3
@@ -133,6 +134,16 @@ class Total:
 
 def series_key(name: str, labels: Mapping[str, str]) -> SeriesKey:
     return (name, tuple(sorted(labels.items())))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(labels_json: str) -> tuple[tuple[str, str], ...]:
+    return tuple(json.loads(labels_json).items())
+
+
+def labels_of(labels_json: str) -> dict[str, str]:
+    """The labels stored as JSON, as a new dict (parsed once per distinct text)."""
+    return dict(_parsed(labels_json))
 
 
 def _labels_json(labels: tuple[tuple[str, str], ...]) -> str:
@@ -323,6 +334,15 @@ class Store:
             self._ids[key] = series_id
             keys.append(key)
         return keys
+
+    def series_keys_of(self, metric: str, namespace: str | None = None) -> list[SeriesKey]:
+        """The series of ``metric`` (in ``namespace`` when given), as keys."""
+        sql = "SELECT name, labels FROM series WHERE name = ?"
+        parameters: list[object] = [metric]
+        if namespace is not None:
+            sql += " AND namespace = ?"
+            parameters.append(namespace)
+        return [series_key(str(n), json.loads(str(lb))) for n, lb in self._query(sql, parameters)]
 
     def add(self, increments: Mapping[SeriesKey, float], at: float | None = None) -> None:
         """Add increments to the hour holding ``at`` (default now), in one transaction."""
@@ -577,7 +597,7 @@ class Store:
             sums[key] = sums.get(key, 0.0) + float(value)  # type: ignore[arg-type]
         ordered = sorted(sums.items(), key=lambda item: (item[0][0], -item[1], item[0][1:]))
         return [
-            Count(datetime.fromtimestamp(period, timezone.utc), name, json.loads(labels), value)
+            Count(datetime.fromtimestamp(period, timezone.utc), name, labels_of(labels), value)
             for (period, name, labels), value in ordered
         ]
 
@@ -591,4 +611,4 @@ class Store:
         """Sum per series over the window, largest first."""
         rows = self._sums(start, end, namespace, metric, None)
         ordered = sorted(rows, key=lambda r: (-float(r[3]), str(r[1]), str(r[2])))  # type: ignore[arg-type]
-        return [Total(str(n), json.loads(str(lb)), float(v)) for _, n, lb, v in ordered]  # type: ignore[arg-type]
+        return [Total(str(n), labels_of(str(lb)), float(v)) for _, n, lb, v in ordered]  # type: ignore[arg-type]

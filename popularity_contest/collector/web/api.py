@@ -18,7 +18,8 @@ Both are paged over series, largest first: ``&limit=N`` (default 1000, at most 1
 last page). A popularity answer holds at most ``MAX_CELLS`` periods x series: a larger
 request is a 400 saying what to narrow. Times must lie between 1970 and 9999. Identical
 questions share one answer (computed once, however many ask) for ``CACHE_SECONDS`` or
-until the store is next written, whichever comes first.
+until the store is next written, whichever comes first; while it is recomputed, the others
+asking get the previous one.
 
 ``GET /api/v1/namespaces`` lists the namespaces seen. The API reads the store,
 so it lags what was received by at most one flush interval; ``/metrics`` includes unflushed
@@ -116,35 +117,88 @@ def periods_in(start: float, end: float, aggregate: str) -> int:
 
 
 class AnswerCache:
-    """Answers kept ``seconds`` (200s only), bounded in entries and bytes; a question asked
-    by many at once is computed once while the others wait (thread-safe)."""
+    """Answers shared between the clients asking the same question (thread-safe).
 
-    def __init__(
+    An answer is fresh for ``seconds`` while the store has not been written since
+    (``version``, e.g. ``Store.writes``). A question asked by many at once is computed once.
+    When an answer is no longer fresh, the first asker recomputes it while the others get the
+    previous answer (at most ``stale`` seconds old) instead of waiting in line. Only 200
+    answers are kept; the cache is bounded in entries and bytes.
+    """
+
+    def __init__(  # noqa: PLR0917 - all optional, named at every call
         self,
         seconds: float = CACHE_SECONDS,
         entries: int = CACHE_ENTRIES,
         size: int = CACHE_BYTES,
         clock: Callable[[], float] = time.monotonic,
+        version: Callable[[], int] = lambda: 0,
+        stale: float = 30.0,
     ) -> None:
         self.seconds, self.entries, self.size, self.clock = seconds, entries, size, clock
+        self.version, self.stale = version, stale
         self._lock = threading.Lock()
-        self._kept: OrderedDict[Hashable, tuple[float, Response]] = OrderedDict()
+        #: key -> (computed at, store version then, answer)
+        self._kept: OrderedDict[Hashable, tuple[float, int, Response]] = OrderedDict()
         self._bytes = 0
         self._pending: dict[Hashable, threading.Event] = {}
+
+    def peek(
+        self,
+        key: Hashable,
+        compute: Callable[[], Response] | None = None,
+        submit: Callable[[Callable[[], object]], object] | None = None,
+    ) -> Response | None:
+        """An answer without waiting: a fresh one, or the previous one (at most ``stale``
+        seconds old) while it is recomputed; with ``compute`` and ``submit`` the
+        recomputation is started in the background. None: ask ``get``."""
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is None:
+                return None
+            age = self.clock() - kept[0]
+            if age < self.seconds and kept[1] == self.version():
+                return kept[2]
+            if age >= self.stale:
+                return None
+            if key not in self._pending:
+                if compute is None or submit is None:
+                    return None
+                self._pending[key] = threading.Event()
+                start = True
+            else:
+                start = False
+        if start:
+            submit(lambda: self._refresh(key, compute))  # type: ignore[arg-type, misc]
+        return kept[2]
+
+    def _refresh(self, key: Hashable, compute: Callable[[], Response]) -> None:
+        with self._lock:
+            done = self._pending.pop(key, None)
+        if done is not None:
+            done.set()
+        try:
+            self.get(key, compute)
+        except Exception:  # a failed refresh: the next asker computes and sees the error
+            return
 
     def get(self, key: Hashable, compute: Callable[[], Response]) -> Response:
         while True:
             with self._lock:
                 kept = self._kept.get(key)
-                if kept is not None and kept[0] > self.clock():
+                now = self.clock()
+                if kept is not None and now - kept[0] < self.seconds and kept[1] == self.version():
                     self._kept.move_to_end(key)
-                    return kept[1]
+                    return kept[2]
                 waiting = self._pending.get(key)
+                if waiting is not None and kept is not None and now - kept[0] < self.stale:
+                    return kept[2]  # being recomputed: the previous answer meanwhile
                 if waiting is None:
                     done = self._pending[key] = threading.Event()
             if waiting is None:
                 break
             waiting.wait(60)  # then ask again: kept, or computed by us
+        version = self.version()
         try:
             response = compute()
         finally:
@@ -155,11 +209,11 @@ class AnswerCache:
             with self._lock:
                 old = self._kept.pop(key, None)
                 if old is not None:
-                    self._bytes -= len(old[1].body)
-                self._kept[key] = (self.clock() + self.seconds, response)
+                    self._bytes -= len(old[2].body)
+                self._kept[key] = (self.clock(), version, response)
                 self._bytes += len(response.body)
                 while len(self._kept) > self.entries or self._bytes > self.size:
-                    _, (_, evicted) = self._kept.popitem(last=False)
+                    _, (_, _, evicted) = self._kept.popitem(last=False)
                     self._bytes -= len(evicted.body)
         return response
 
@@ -170,7 +224,9 @@ def _count(value: float) -> int | float:
 
 
 def _json(status: int, document: object) -> Response:
-    body = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
+    # Compact: the C encoder (an indent would switch to the pure-Python one, several times
+    # slower on large answers).
+    body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
     return Response(status, "application/json; charset=utf-8", body)
 
 
@@ -203,7 +259,7 @@ class Api:
     ) -> None:
         #: Extra facts for ``/healthz`` (series in use, the cap, a warning).
         self.details = details
-        self.cache = AnswerCache()
+        self.cache = AnswerCache(version=lambda: store.writes)
         self.store = store
         self.registry = registry
         self.healthy = healthy
@@ -297,7 +353,7 @@ class Api:
         start, end, namespace, metric, output = self._window(params)
         hours = (-(-int(start) // 3600), -(-int(end) // 3600))
         rest = tuple(sorted((k, v) for k, v in params.items() if k not in ("start", "end")))
-        return (endpoint, self.store.writes, hours, namespace, metric, output, rest)
+        return (endpoint, hours, namespace, metric, output, rest)
 
     def _page(
         self,
@@ -322,6 +378,20 @@ class Api:
     def packages(self, params: Mapping[str, str]) -> Response:
         """Totals per series (see the module's docstring); cached briefly."""
         return self.cache.get(self._key("packages", params), lambda: self._packages(params))
+
+    def shared(
+        self,
+        endpoint: str,
+        params: Mapping[str, str],
+        submit: Callable[[Callable[[], object]], object] | None = None,
+    ) -> Response | None:
+        """The answer kept for this question, without waiting (None: call the endpoint);
+        ``submit`` runs a refresh of an answer past its freshness in the background."""
+        compute = self._popularity if endpoint == "popularity" else self._packages
+        try:
+            return self.cache.peek(self._key(endpoint, params), lambda: compute(params), submit)
+        except BadRequestError:
+            return None
 
     def _popularity(self, params: Mapping[str, str]) -> Response:
         start, end, namespace, metric, output = self._window(params)

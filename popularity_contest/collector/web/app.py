@@ -44,7 +44,7 @@ log = logging.getLogger("popularity_contest.serve")
 T = TypeVar("T")
 
 STATIC_CACHE_SECONDS = 86400
-QUERY_THREADS = 4
+QUERY_THREADS = 2  # the store answers one query at a time anyway
 
 
 @dataclass
@@ -203,12 +203,20 @@ class HealthHandler(BaseHandler):
 class PopularityHandler(BaseHandler):
     async def get(self) -> None:
         params = self.params()
+        shared = self.context.api.shared("popularity", params, self.context.executor.submit)
+        if shared is not None:  # no trip to the query threads
+            self.reply(shared)
+            return
         await self.answer(lambda: self.context.api.popularity(params))
 
 
 class PackagesHandler(BaseHandler):
     async def get(self) -> None:
         params = self.params()
+        shared = self.context.api.shared("packages", params, self.context.executor.submit)
+        if shared is not None:
+            self.reply(shared)
+            return
         await self.answer(lambda: self.context.api.packages(params))
 
 
@@ -235,7 +243,11 @@ class PageHandler(BaseHandler):
             return Response(200, "text/html; charset=utf-8", body)
 
         # Everyone asking the same page until the store is next written shares one render.
-        key = ("page", context.api.store.writes, tuple(sorted(params.items())), *warnings)
+        key = ("page", tuple(sorted(params.items())), *warnings)
+        shared = context.api.cache.peek(key, work, context.executor.submit)
+        if shared is not None:
+            self.reply(shared)
+            return
         await self.answer(lambda: context.api.cache.get(key, work))
 
 

@@ -222,8 +222,18 @@ def context(
                 },
             )
         )
-    counts = store.counts(span.start, span.end, aggregate, hub, IMPORTED_PACKAGE)
     stacked = [r.package for r in total_rows[:TOP_STACKED]]
+    # Only the stacked packages' series: a few rows per period, however many packages.
+    wanted = [
+        dict(key[1])
+        for key in store.series_keys_of(IMPORTED_PACKAGE, hub)
+        if dict(key[1]).get("package") in set(stacked)
+    ]
+    counts = (
+        store.counts(span.start, span.end, aggregate, hub, IMPORTED_PACKAGE, only=wanted)
+        if wanted
+        else []
+    )
     periods = sorted({c.period for c in counts})
     if stacked and periods:
         grid = {p: dict.fromkeys(periods, 0.0) for p in stacked}
