@@ -245,12 +245,26 @@ def _os_error(action: str, path: Path, error: OSError) -> InstallError:
 
 
 def _write(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with ``text``; refuse to replace a symbolic link.
+
+    The temporary file gets an unpredictable name in the same directory and is created with
+    ``O_EXCL | O_NOFOLLOW`` (``tempfile.mkstemp``), so a link planted in a directory someone
+    else can write to (``install site`` as root) is never followed or overwritten.
+    """
+    import tempfile
+
+    if path.is_symlink():
+        raise InstallError(f"refusing to replace {path}: it is a symbolic link")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        temporary = Path(name)
         try:
-            temporary.write_text(text, encoding="utf-8")
-            temporary.chmod(0o644)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                os.fchmod(f.fileno(), 0o644)
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(temporary, path)
         finally:
             temporary.unlink(missing_ok=True)
@@ -274,6 +288,8 @@ def install(method: str, prefix: str | os.PathLike[str] | None = None) -> Outcom
     """Write the activation file for ``method``; idempotent."""
     env = locate(prefix)
     path = env.target(method)
+    if path.is_symlink():
+        raise InstallError(f"refusing to replace {path}: it is a symbolic link")
     wanted = content(method)
     current = _read_text(path)
     if current == wanted:

@@ -18,6 +18,9 @@ LEAF_PROCESSES_REPORTED = "processes_reported"
 LEAF_USER_IMPORTED_PACKAGE = "user_imported_package"
 LEAF_LIBRARY_USED = "library_used"
 LEAF_CHECK = "check"
+#: Packages the process's own code imported (not only a library): see issue 15's rule.
+LEAF_DIRECTLY_IMPORTED_PACKAGE = "directly_imported_package"
+LEAF_DIRECTLY_IMPORTED_USER_PACKAGE = "directly_imported_user_package"
 
 #: Prometheus metrics, as mapped by ``deploy/statsd-mapping.yaml`` (counters, ``_total``).
 IMPORTED_PACKAGE = "python_popcon_imported_package_total"
@@ -25,6 +28,8 @@ USER_IMPORTED_PACKAGE = "python_popcon_user_imported_package_total"
 PROCESSES_REPORTED = "python_popcon_processes_reported_total"
 LIBRARY_USED = "python_popcon_library_used_total"
 CHECK = "python_popcon_check_total"
+DIRECTLY_IMPORTED_PACKAGE = "python_popcon_directly_imported_package_total"
+DIRECTLY_IMPORTED_USER_PACKAGE = "python_popcon_directly_imported_user_package_total"
 
 #: The label that names the hub (z2jh's Kubernetes namespace); ``""`` for no hub.
 HUB_LABEL = "namespace"

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# The suite never talks to a collector it did not start. Anything that reports without a
+# listener of its own (the pytest process itself, should a test import the reporter; a
+# subprocess started without explicit settings) sends to this sink, a UDP socket the
+# session owns and never reads, instead of the default 127.0.0.1:8125.
+SINK = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+SINK.bind(("127.0.0.1", 0))
+SINK_ENV = {
+    "PYTHON_POPCONTEST_STATSD_HOST": "127.0.0.1",
+    "PYTHON_POPCONTEST_STATSD_PORT": str(SINK.getsockname()[1]),
+}
+os.environ.update(SINK_ENV)
 
 
 def require(condition: bool, reason: str) -> None:

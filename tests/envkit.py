@@ -18,6 +18,7 @@ import venv
 from collections.abc import Mapping
 from pathlib import Path
 
+_SINK_VARIABLES = ("PYTHON_POPCONTEST_STATSD_HOST", "PYTHON_POPCONTEST_STATSD_PORT")
 REPO = Path(__file__).resolve().parent.parent
 PY_VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -109,6 +110,8 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "PIP_"))
     }
+    # Keep the suite's sink (tests/conftest.py) unless the caller names its own listener.
+    env.update({k: v for k, v in os.environ.items() if k in _SINK_VARIABLES})
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.update(extra or {})
     return env

@@ -1,7 +1,7 @@
 """Write popularity-contest.json, the Grafana dashboard, from the queries below.
 
 The dashboard's queries are long because they count exactly (see
-``popularity_contest.answers.sources.counted``, which this script imports), and the same
+``popularity_contest.answers.promql.counted``, which this script imports), and the same
 counting expression appears in every panel; building the JSON from one definition keeps
 them identical. Run ``python deploy/grafana/build_dashboard.py`` after editing this file;
 a test fails when the committed JSON differs from what this script writes.
@@ -16,7 +16,7 @@ from typing import Any
 # The counting expression is the one `popularity-contest report --prometheus` sends, so the
 # dashboard and the command can never disagree (see its docstring for the four cases).
 from popularity_contest import names
-from popularity_contest.answers.sources import counted
+from popularity_contest.answers.promql import counted
 
 OUTPUT = Path(__file__).with_name("popularity-contest.json")
 
@@ -24,7 +24,13 @@ IMPORTED = names.IMPORTED_PACKAGE
 USER_IMPORTED = names.USER_IMPORTED_PACKAGE
 PROCESSES = names.PROCESSES_REPORTED
 
-DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+# The variables are named as in jupyterhub/grafana-dashboards (`PROMETHEUS_DS`, `hub`), so
+# links between those dashboards and this one carry the data source and the hubs along. The
+# Prometheus label stays `namespace` (the hub's namespace, as z2jh and those dashboards use);
+# `counted` selects it with `$hub`.
+DATASOURCE_VARIABLE = "PROMETHEUS_DS"
+HUB_VARIABLE = "hub"
+DATASOURCE = {"type": "prometheus", "uid": f"${{{DATASOURCE_VARIABLE}}}"}
 
 
 def total_by(labels: str, metric: str, window: str) -> str:
@@ -201,7 +207,7 @@ def dashboard() -> dict[str, Any]:
             "list": [
                 {
                     "type": "datasource",
-                    "name": "datasource",
+                    "name": DATASOURCE_VARIABLE,
                     "label": "Data source",
                     "query": "prometheus",
                     "current": {},
@@ -211,13 +217,13 @@ def dashboard() -> dict[str, Any]:
                 },
                 {
                     "type": "query",
-                    "name": "namespace",
+                    "name": HUB_VARIABLE,
                     "label": "Hub",
                     "datasource": DATASOURCE,
                     "definition": f"label_values({PROCESSES}, namespace)",
                     "query": {
                         "query": f"label_values({PROCESSES}, namespace)",
-                        "refId": "namespace",
+                        "refId": HUB_VARIABLE,
                     },
                     "multi": True,
                     "includeAll": True,

@@ -5,10 +5,12 @@ Both sources answer the same two questions for a window ``[start, end)``:
 * ``packages(window, namespace)``: ``{(namespace, package): processes that imported it}``
 * ``processes(window, namespace)``: ``{namespace: processes reported}``
 
+and, for ``unused``, ``distributions(window, namespace)``: ``{(namespace, distribution):
+processes}`` from the ``library_used`` counter (empty where the reporter does not send it).
+
 ``namespace=None`` means every hub. The store sums its hourly/daily buckets; Prometheus is
-asked with the dashboard's own PromQL (``PROMQL`` below, with the Grafana variables
-``$namespace`` and ``$__range`` substituted the way Grafana does), through its HTTP API with
-``urllib`` so no client library is needed. The two must agree: the dashboard and
+asked with the dashboard's own PromQL (:mod:`popularity_contest.answers.promql`), through
+its HTTP API with ``urllib`` so no client library is needed. The two must agree: the dashboard and
 ``report --prometheus`` give the same numbers for the same range.
 """
 
@@ -22,46 +24,23 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Protocol
 
+from popularity_contest.answers.promql import counted, promql
 from popularity_contest.answers.window import Window
 from popularity_contest.collector.store import (
     Store,
     StoreError,
 )
 from popularity_contest.errors import PopconError
-from popularity_contest.names import IMPORTED_PACKAGE, PROCESSES_REPORTED
+from popularity_contest.names import IMPORTED_PACKAGE, LIBRARY_USED, PROCESSES_REPORTED
+
+#: Processes per distribution (``library_used``) for ``unused``, counted the dashboard's way.
+DISTRIBUTIONS_PROMQL = f"sum by (namespace, distribution) ({counted(LIBRARY_USED, '$__range')})"
 
 
-def counted(metric: str, window: str) -> str:
-    """Per series, what the counter gained in the ``window`` ending at the query's time.
-
-    The dashboard's counting expression (deploy/grafana/build_dashboard.py imports it),
-    character for character: tests/unit/test_report_promql.py fails if they drift apart.
-    Not ``increase()``, which extrapolates and misses the first count of a series born in
-    the window (a package imported once would show as 0). Per series, the first that
-    applies: existed at the start and never went down: last minus start (exact); born in
-    the window: its last value (exact); went down (the exporter restarted): its last value,
-    or what it gained since its first sample in the window (lower bounds, never inflated,
-    never negative).
-    """
-    series = f'{metric}{{namespace=~"$namespace"}}'
-    last = f"last_over_time({series}[{window}])"
-    start = f"({series} offset {window} or last_over_time({series}[{window}] offset {window}))"
-    went_down = f"resets({series}[{window}]) > 0"
-    return (
-        f"((({last} - {start}) >= 0) unless ({went_down}))"
-        f" or ({last} unless {start})"
-        f" or ({last} and ({went_down}))"
-        f" or ({last} - min_over_time({series}[{window}]))"
-    )
-
-
-#: The queries ``report`` and ``unused`` send, as Grafana templates (``$namespace``,
-#: ``$__range``): the dashboard's "Top packages" grouped by hub as well, and its
-#: "Processes per hub" without the sort.
-PROMQL = {
-    "packages": f"sum by (namespace, package) ({counted(IMPORTED_PACKAGE, '$__range')})",
-    "processes": f"sum by (namespace) ({counted(PROCESSES_REPORTED, '$__range')})",
-}
+def _grafana(template: str, span: Window, namespace: str | None) -> str:
+    """``template`` with ``$namespace`` and ``$__range`` substituted as Grafana does."""
+    selected = ".*" if namespace is None else re.escape(namespace).replace("\\", "\\\\")
+    return template.replace("$namespace", selected).replace("$__range", f"{span.seconds}s")
 
 
 class SourceError(PopconError):
@@ -72,6 +51,10 @@ class Source(Protocol):
     def packages(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]: ...
 
     def processes(self, span: Window, namespace: str | None) -> dict[str, float]: ...
+
+    def distributions(
+        self, span: Window, namespace: str | None
+    ) -> dict[tuple[str, str], float]: ...
 
     def close(self) -> None: ...
 
@@ -112,15 +95,20 @@ class StoreSource:
             found[key] = found.get(key, 0.0) + total.value
         return found
 
+    def distributions(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
+        try:
+            totals = self.store.totals(span.start, span.end, namespace, LIBRARY_USED)
+        except StoreError as error:
+            raise SourceError(str(error)) from None
+        found: dict[tuple[str, str], float] = {}
+        for total in totals:
+            key = (total.labels.get("namespace", ""), total.labels.get("distribution", ""))
+            found[key] = found.get(key, 0.0) + total.value
+        return found
+
     def close(self) -> None:
         if self._owned:
             self.store.close()
-
-
-def promql(name: str, span: Window, namespace: str | None) -> str:
-    """The dashboard's query ``name`` with its variables substituted as Grafana does."""
-    selected = ".*" if namespace is None else re.escape(namespace).replace("\\", "\\\\")
-    return PROMQL[name].replace("$namespace", selected).replace("$__range", f"{span.seconds}s")
 
 
 class PrometheusSource:
@@ -175,6 +163,17 @@ class PrometheusSource:
         for metric, value in self._vector("processes", span, namespace):
             key = metric.get("namespace", "")
             found[key] = found.get(key, 0.0) + value
+        return found
+
+    def distributions(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
+        found: dict[tuple[str, str], float] = {}
+        expression = _grafana(DISTRIBUTIONS_PROMQL, span, namespace)
+        for sample in self.query(expression, span.end):
+            metric = sample.get("metric", {})
+            value = sample.get("value", [0, "0"])
+            if isinstance(metric, dict) and isinstance(value, list) and len(value) == 2:
+                key = (metric.get("namespace", ""), metric.get("distribution", ""))
+                found[key] = found.get(key, 0.0) + float(value[1])
         return found
 
     def close(self) -> None:

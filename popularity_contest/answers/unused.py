@@ -1,26 +1,54 @@
-"""``popularity-contest unused``: installed distributions nobody imported, and why the rest stay.
+"""Verdicts on installed distributions: which may go, and why each of the others stays.
 
-The target interpreter (``--python``, ``--prefix``, default this one) is run once with
-``INSPECT`` (``-I``: no user site, no ``PYTHONPATH``; reporter disabled), which lists its
-installed distributions with ``importlib.metadata``: normalised name, version, top-level
-packages, requirements (extras dropped, markers evaluated when ``packaging`` is there,
-kept otherwise), whether it provides command-line entry points or Jupyter extensions. The
-reporter never does this; only this command and the page do.
+``inspect(python)`` runs :mod:`popularity_contest.answers.probes.installed` by path with the
+target interpreter (``-I``: no user site, no ``PYTHONPATH``; reporter disabled). That probe
+uses only the standard library, since the target environment may have nothing else; it
+reports each distribution's raw facts (name, version, ``INSTALLER``, raw ``Requires-Dist``,
+top-level names by the reporter's own rule, scripts, PEP 610 origin, ``.pth`` files, Jupyter
+data) plus the environment's PEP 508 marker values and which activation files exist.
+Requirements and markers are then evaluated here, in the command's process, with
+``packaging``.
 
-Verdicts, first match wins:
+``judge`` gives each distribution one verdict, the first that applies:
 
 ``used``
-    one of its top-level packages was imported in the window;
+    imported in the window by at least ``min_processes`` processes (1 without a threshold);
+``hidden``
+    imported in the window, by fewer processes than the privacy threshold: kept, and its
+    count is not shown. Hidden is not unused;
 ``infrastructure``
-    what the kernel or server needs, which a user never imports after the reporter starts:
-    ``ipykernel``, ``pip``, ``setuptools``, ``wheel`` and popularity-contest itself,
-    distributions providing ``console_scripts``/``gui_scripts`` entry points, Jupyter server
-    extensions (enabled in ``etc/jupyter`` or registered by entry point) and distributions
-    shipping JupyterLab/notebook extensions; and everything these require, transitively;
+    what serves or runs the users' code, whatever the counts say: ``pip``, ``setuptools``,
+    ``wheel``, ``ipykernel``, ``ipython``, the Jupyter servers (``INFRASTRUCTURE``),
+    enabled Jupyter server extensions, distributions shipping JupyterLab/notebook
+    extensions, kernel specs, Jupyter configuration or Jupyter plugins (entry points), and
+    popularity-contest itself;
 ``dependency``
-    required, transitively, by a used distribution;
+    required by a ``used`` or ``hidden`` distribution;
+``local``
+    installed from a local directory or a VCS checkout (PEP 610 ``dir_info``/``vcs_info``,
+    editable installs included): the reporter never counts those, so no evidence exists;
+``commands``
+    provides console or GUI scripts and the environment has no ``install site`` activation
+    (or got it after the window started): running a command starts a process the reporter
+    cannot observe. With ``install site`` for the whole window, running a command imports
+    its package and is counted, so scripts are no reason to keep anything;
+``startup``
+    ships a ``.pth`` file with an ``import`` line: that code runs at interpreter start-up,
+    before the reporter, so its imports are never counted;
 ``unused``
     none of the above: a removal candidate.
+
+Every rule after ``hidden`` keeps the roots it names *and everything they require*,
+transitively: a requirement with extras (``bleach[css]``) brings in those extras'
+requirements (markers evaluated with each requested extra, against the target's marker
+environment). A requirement that cannot be parsed, or whose marker cannot be evaluated,
+counts as required: when in doubt, keep.
+
+Only what pip can remove goes into ``--format requirements``: a ``unused`` distribution with
+``*.dist-info`` metadata, a ``RECORD``, inside the environment's prefix, installed by pip or
+uv (both write ``RECORD`` and ``INSTALLER``; ``pip uninstall`` removes either). One installed
+by conda, the OS package manager or any other tool keeps its verdict but is left to that
+tool (``manager`` says which).
 """
 
 from __future__ import annotations
@@ -32,136 +60,191 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from popularity_contest.answers.window import Window
 from popularity_contest.errors import PopconError
 
-VERDICTS = ("used", "infrastructure", "dependency", "unused")
-ALWAYS_INFRASTRUCTURE = frozenset({"ipykernel", "pip", "setuptools", "wheel", "popularity-contest"})
+VERDICTS = (
+    "used",
+    "hidden",
+    "infrastructure",
+    "dependency",
+    "local",
+    "commands",
+    "startup",
+    "unused",
+)
+#: Infrastructure whatever the counts say (PEP 503 names) and why.
+INFRASTRUCTURE = {
+    "pip": "installer",
+    "setuptools": "installer",
+    "wheel": "installer",
+    "uv": "installer",
+    "ipykernel": "the Jupyter kernel",
+    "ipython": "the shell the reporter's startup file runs in",
+    "jupyter-server": "Jupyter server",
+    "jupyterlab": "Jupyter server",
+    "notebook": "Jupyter server",
+    "nbclassic": "Jupyter server",
+    "jupyterhub": "JupyterHub (single-user server)",
+    "voila": "Jupyter server",
+    "popularity-contest": "the reporter",
+}
+JUPYTER_DATA = {
+    "labextension": "ships a JupyterLab extension",
+    "nbextension": "ships a notebook extension",
+    "kernelspec": "ships a Jupyter kernel",
+    "config": "ships Jupyter configuration",
+}
+#: Entry-point groups that plug into the Jupyter server, its kernels or nbconvert.
+JUPYTER_PLUGIN_GROUPS = ("jupyter", "nbconvert")
+#: Installers whose installs ``pip uninstall`` removes cleanly (both write RECORD).
+PIP_REMOVABLE = frozenset({"pip", "uv"})
 
-# Runs in the target interpreter (any Python >= 3.8): standard library only, prints JSON.
-INSPECT = r"""
-import glob, json, os, re, sys
-from importlib import metadata
-try:
-    from packaging.markers import Marker
-except Exception:
-    Marker = None
-
-def norm(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-def tops(dist):
-    text = dist.read_text("top_level.txt")
-    names = set(text.split()) if text else set()
-    if not names:
-        for f in dist.files or ():
-            parts = f.parts
-            if not parts or parts[0] in ("..", "__pycache__") or parts[0].endswith(
-                (".dist-info", ".egg-info", ".data", ".pth")
-            ):
-                continue
-            first = parts[0] if len(parts) > 1 else parts[0].split(".", 1)[0]
-            if first.isidentifier():
-                names.add(first)
-    return sorted(n for n in names if n.isidentifier() and not n.startswith("_"))
-
-def requires(dist):
-    found = set()
-    for text in dist.requires or ():
-        spec, _, marker = text.partition(";")
-        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
-        if not match:
-            continue
-        marker = marker.strip()
-        if "extra" in marker:
-            continue
-        if marker and Marker is not None:
-            try:
-                if not Marker(marker).evaluate():
-                    continue
-            except Exception:
-                pass
-        found.add(norm(match.group(1)))
-    return sorted(found)
-
-extension_modules = set()
-for pattern in ("jupyter_server_config.d/*.json", "jupyter_notebook_config.d/*.json"):
-    for path in glob.glob(os.path.join(sys.prefix, "etc", "jupyter", pattern)):
-        try:
-            with open(path, encoding="utf-8") as f:
-                config = json.load(f)
-        except Exception:
-            continue
-        for app in ("ServerApp", "NotebookApp"):
-            for key in ("jpserver_extensions", "nbserver_extensions"):
-                for module, enabled in (config.get(app, {}).get(key) or {}).items():
-                    if enabled:
-                        extension_modules.add(module.split(".")[0])
-
-seen = {}
-for dist in metadata.distributions():
-    try:
-        name = dist.metadata.get("Name")
-    except Exception:  # unreadable metadata: not a distribution we can judge
-        name = None
-    if not name:
-        continue
-    key = norm(name)
-    if key in seen:
-        continue
-    groups = {ep.group for ep in dist.entry_points}
-    files = [str(f).replace(os.sep, "/") for f in dist.files or ()]
-    packages = tops(dist)
-    seen[key] = {
-        "distribution": key,
-        "version": dist.version,
-        "packages": packages,
-        "requires": requires(dist),
-        "scripts": bool(groups & {"console_scripts", "gui_scripts"}),
-        "jupyter_extension": bool(
-            groups & {"jupyter_serverproxy_servers", "jupyter_server.extension"}
-            or extension_modules.intersection(packages)
-            or any("share/jupyter/labextensions/" in f or "share/jupyter/nbextensions/" in f
-                   or "etc/jupyter/" in f for f in files)
-        ),
-    }
-json.dump(sorted(seen.values(), key=lambda d: d["distribution"]), sys.stdout)
-"""
+_PROBE = Path(__file__).resolve().parent / "probes" / "installed.py"
 
 
 class InspectError(PopconError):
     """The target interpreter could not be inspected."""
 
 
+def normalize(name: str) -> str:
+    """PEP 503 normalised name (``packaging.utils.canonicalize_name``)."""
+    return str(canonicalize_name(name))
+
+
 @dataclass
 class Installed:
+    """One installed distribution as the probe saw it (see ``probes/installed.py``)."""
+
     distribution: str  # PEP 503 normalised
     version: str
-    packages: list[str]
-    requires: list[str]
-    scripts: bool = False
-    jupyter_extension: bool = False
+    packages: list[str]  # top-level import names, by the reporter's rule
+    requires: list[str] = field(default_factory=list)  # raw Requires-Dist strings
+    scripts: list[str] = field(default_factory=list)
+    entry_point_groups: list[str] = field(default_factory=list)
+    installer: str | None = "pip"
+    local: str | None = None  # "directory", "vcs", "file" (PEP 610) or None
+    metadata: str = "dist-info"
+    record: bool = True
+    in_prefix: bool = True
+    pth_imports: bool = False
+    jupyter: list[str] = field(default_factory=list)  # keys of JUPYTER_DATA
+
+    @property
+    def pip_removable(self) -> bool:
+        """Whether ``pip uninstall`` may remove it: pip/uv dist-info with RECORD, in prefix."""
+        return (
+            self.metadata == "dist-info"
+            and self.record
+            and self.in_prefix
+            and self.installer in PIP_REMOVABLE
+        )
+
+    @property
+    def manager(self) -> str:
+        """Who manages it: the ``INSTALLER`` file's word, with what stops pip if anything."""
+        who = self.installer or "unknown"
+        if self.installer in PIP_REMOVABLE and not self.pip_removable:
+            why = "no RECORD" if not self.record else "outside the environment"
+            if self.metadata != "dist-info":
+                why = "egg-info"
+            who += f" ({why})"
+        return who
+
+    @classmethod
+    def from_probe(cls, item: Mapping[str, Any]) -> Installed:
+        return cls(
+            distribution=normalize(str(item["name"])),
+            version=str(item["version"]),
+            packages=[str(p) for p in item["packages"]],
+            requires=[str(r) for r in item["requires"]],
+            scripts=[str(s) for s in item["scripts"]],
+            entry_point_groups=[str(g) for g in item["entry_point_groups"]],
+            installer=_word(item["installer"]),
+            local=None if item["local"] is None else str(item["local"]),
+            metadata=str(item["metadata"]),
+            record=bool(item["record"]),
+            in_prefix=bool(item["in_prefix"]),
+            pth_imports=bool(item["pth_imports"]),
+            jupyter=[str(j) for j in item["jupyter"]],
+        )
+
+
+def _word(text: object) -> str | None:
+    """An ``INSTALLER`` value fit for a table: printable, one short word (else ``?``)."""
+    if text is None:
+        return None
+    word = str(text).strip()[:40]
+    return word if word.isprintable() and word and " " not in word else "?"
+
+
+@dataclass
+class Environment:
+    """A target environment: its distributions and what the reporter can see there."""
+
+    python: str
+    distributions: list[Installed]
+    marker_environment: dict[str, str] = field(default_factory=dict)
+    #: ``{"ipython"|"site": {"path": str|None, "present": bool, "mtime": float|None}}``
+    activation: dict[str, dict[str, Any]] = field(default_factory=dict)
+    server_extensions: list[str] = field(default_factory=list)
+    prefix: str = ""
+    #: Metadata directories the probe could not read (not judged, so never candidates).
+    unreadable: list[str] = field(default_factory=list)
+
+    def present(self, method: str) -> bool:
+        return bool(self.activation.get(method, {}).get("present"))
+
+    def site_covers(self, span: Window | None) -> bool:
+        """``install site`` is present and (given a window) was there when it started."""
+        site = self.activation.get("site", {})
+        if not site.get("present"):
+            return False
+        mtime = site.get("mtime")
+        return span is None or (isinstance(mtime, (int, float)) and mtime <= span.start)
 
 
 @dataclass
 class Verdict:
+    """One distribution's verdict; ``processes`` is None when hidden by the threshold."""
+
     distribution: str
     version: str
     packages: list[str]
-    imports: float
+    processes: float | None
+    exact: bool  # processes is exact (else a lower bound)
     verdict: str
     reason: str
     required_by: list[str] = field(default_factory=list)
+    manager: str = "pip"
+    pip_removable: bool = True
+
+    @property
+    def candidate(self) -> bool:
+        """A removal candidate ``pip uninstall`` may act on (``--format requirements``)."""
+        return self.verdict == "unused" and self.pip_removable
 
     def as_dict(self) -> dict[str, object]:
+        processes: int | float | None = None
+        if self.processes is not None:
+            processes = int(self.processes) if self.processes.is_integer() else self.processes
         return {
             "distribution": self.distribution,
             "version": self.version,
-            "packages": self.packages,
-            "imports": int(self.imports) if self.imports.is_integer() else self.imports,
             "verdict": self.verdict,
             "reason": self.reason,
+            "processes": processes,
+            "processes_exact": self.exact if processes is not None else None,
+            "packages": self.packages,
             "required_by": self.required_by,
+            "manager": self.manager,
+            "pip_removable": self.pip_removable,
         }
 
 
@@ -178,17 +261,23 @@ def interpreter(python: str | None, prefix: str | None) -> str:
     return sys.executable
 
 
-def inspect(python: str, timeout: float = 120.0) -> list[Installed]:
-    """The distributions installed in ``python``'s environment."""
+def inspect(python: str, timeout: float = 120.0) -> Environment:
+    """The distributions installed in ``python``'s environment, and its activation files."""
+    from popularity_contest import activation
+    from popularity_contest.inprocess import classify
+
     env = {**os.environ, "PYTHON_POPCONTEST_DISABLE": "1"}
+    command = [
+        python,
+        "-I",
+        str(_PROBE),
+        str(Path(classify.__file__).resolve()),
+        activation.STARTUP_NAME,
+        activation.PTH_NAME,
+    ]
     try:
-        done = subprocess.run(  # noqa: S603 - the operator's chosen interpreter, our script
-            [python, "-I", "-c", INSPECT],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            check=False,
+        done = subprocess.run(  # noqa: S603 - the operator's chosen interpreter, our probe
+            command, capture_output=True, text=True, timeout=timeout, env=env, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         raise InspectError(f"{python}: {error}") from None
@@ -196,79 +285,265 @@ def inspect(python: str, timeout: float = 120.0) -> list[Installed]:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise InspectError(f"{python}: listing distributions failed: {last}")
     try:
-        items = json.loads(done.stdout)
-        return [Installed(**item) for item in items]
-    except (ValueError, TypeError) as error:
-        raise InspectError(f"{python}: unexpected output: {error}") from None
+        document = json.loads(done.stdout)
+        return Environment(
+            python=str(document["python"]),
+            prefix=str(document["prefix"]),
+            distributions=[Installed.from_probe(item) for item in document["distributions"]],
+            marker_environment={str(k): str(v) for k, v in document["marker_environment"].items()},
+            activation=dict(document["activation"]),
+            server_extensions=[str(m) for m in document["server_extensions"]],
+            unreadable=[str(u) for u in document.get("unreadable", [])],
+        )
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise InspectError(f"{python}: unexpected output: {error!r}") from None
 
 
-def _closure(roots: Iterable[str], requires: Mapping[str, Sequence[str]]) -> set[str]:
-    found: set[str] = set()
-    todo = [r for r in roots if r in requires]
-    while todo:
-        name = todo.pop()
-        if name in found:
-            continue
-        found.add(name)
-        todo.extend(r for r in requires[name] if r in requires and r not in found)
-    return found
+# --- requirements ------------------------------------------------------------------------
+Edge = tuple[str, frozenset[str]]  # (required distribution, extras it is required with)
 
 
-def judge(installed: Sequence[Installed], imports: Mapping[str, float]) -> list[Verdict]:
-    """A verdict per distribution, given imports per top-level package in the window."""
-    requires = {d.distribution: d.requires for d in installed}
-    required_by: dict[str, list[str]] = {}
-    for dist in installed:
-        for name in dist.requires:
-            required_by.setdefault(name, []).append(dist.distribution)
-    counts = {
-        d.distribution: sum((imports.get(p, 0.0) for p in d.packages), 0.0) for d in installed
-    }
-    used = {name for name, count in counts.items() if count > 0}
-    roots: dict[str, str] = {}
-    for dist in installed:
-        if dist.distribution in ALWAYS_INFRASTRUCTURE:
-            roots[dist.distribution] = "kernel, installer or reporter"
-        elif dist.scripts:
-            roots[dist.distribution] = "provides command-line entry points"
-        elif dist.jupyter_extension:
-            roots[dist.distribution] = "Jupyter server or frontend extension"
-    infrastructure = _closure(roots, requires)
-    needed = _closure(used, requires) - used
-    verdicts = []
+class Requirements:
+    """The requirement graph of an environment, with extras and markers (``packaging``).
+
+    ``edges(name, extra)`` are the requirements of distribution ``name`` that apply when it
+    is installed for ``extra`` (``""``: its own requirements, no extra), markers evaluated
+    against the target's marker environment with ``extra`` set. Only installed targets.
+    """
+
+    def __init__(self, installed: Sequence[Installed], environment: Mapping[str, str]) -> None:
+        self._environment = dict(environment)
+        self._installed = {d.distribution for d in installed}
+        self._parsed: dict[str, list[tuple[str, frozenset[str], Marker | None]]] = {}
+        self._cache: dict[tuple[str, str], list[Edge]] = {}
+        for dist in installed:
+            parsed: list[tuple[str, frozenset[str], Marker | None]] = []
+            for text in dist.requires:
+                try:
+                    requirement = Requirement(text)
+                except InvalidRequirement:
+                    # Unparseable: keep whatever it names, under every extra (when in doubt,
+                    # keep).
+                    name = text.split(";", 1)[0].strip()
+                    for stop in "[(<>=!~ ":
+                        name = name.split(stop, 1)[0]
+                    if name:
+                        parsed.append((normalize(name), frozenset(), None))
+                    continue
+                extras = frozenset(normalize(e) for e in requirement.extras)
+                parsed.append((normalize(requirement.name), extras, requirement.marker))
+            self._parsed[dist.distribution] = parsed
+
+    def _applies(self, marker: Marker | None, extra: str) -> bool:
+        if marker is None:
+            return True
+        try:
+            return marker.evaluate({**self._environment, "extra": extra})
+        except Exception:  # an unknown variable or a malformed value: keep it
+            return True
+
+    def edges(self, name: str, extra: str = "") -> list[Edge]:
+        key = (name, extra)
+        found = self._cache.get(key)
+        if found is None:
+            found = [
+                (target, extras)
+                for target, extras, marker in self._parsed.get(name, ())
+                if target in self._installed and self._applies(marker, extra)
+            ]
+            self._cache[key] = found
+        return found
+
+    def closure(self, roots: Iterable[str]) -> dict[str, set[str]]:
+        """Every distribution ``roots`` need, transitively, with who needs it (roots: ``{}``).
+
+        Extras requested on the way are followed: ``nbconvert`` -> ``bleach[css]`` adds
+        ``bleach``'s ``css`` requirements (``tinycss2``).
+        """
+        reached: dict[str, set[str]] = {}
+        todo: list[tuple[str, str, str | None]] = [
+            (r, "", None) for r in roots if r in self._installed
+        ]
+        seen: set[tuple[str, str]] = set()
+        while todo:
+            name, extra, parent = todo.pop()
+            parents = reached.setdefault(name, set())
+            if parent is not None and parent != name:
+                parents.add(parent)
+            if (name, extra) in seen:
+                continue
+            seen.add((name, extra))
+            for target, extras in self.edges(name, extra):
+                todo.append((target, "", name))
+                todo.extend((target, e, name) for e in extras)
+        return reached
+
+
+# --- counts --------------------------------------------------------------------------------
+def processes_of(
+    dist: Installed,
+    imports: Mapping[str, float],
+    library_used: Mapping[str, float] | None = None,
+) -> tuple[float, bool]:
+    """(processes that imported ``dist``, whether that figure is exact).
+
+    The reporter counts each import name once per process, so the largest count among the
+    distribution's names is a lower bound on the processes that imported any of them, exact
+    when at most one of its names was imported at all. ``library_used`` (one count per
+    distribution per process, sent when the reporter's distribution counting is on) is
+    exact where every process had it on; the larger figure wins.
+    """
+    counts = [imports.get(p, 0.0) for p in dist.packages]
+    counted = [c for c in counts if c > 0]
+    lower = max(counted, default=0.0)
+    exact = len(counted) <= 1
+    if library_used:
+        per_dist = library_used.get(dist.distribution, 0.0)
+        if per_dist >= lower and per_dist > 0:
+            return per_dist, True
+    return lower, exact
+
+
+def _why_infrastructure(dist: Installed, extensions: set[str]) -> str | None:
+    if dist.distribution in INFRASTRUCTURE:
+        return INFRASTRUCTURE[dist.distribution]
+    if extensions.intersection(dist.packages):
+        return "enabled Jupyter server extension"
+    for kind in dist.jupyter:
+        if kind in JUPYTER_DATA:
+            return JUPYTER_DATA[kind]
+    for group in dist.entry_point_groups:
+        if group.startswith(JUPYTER_PLUGIN_GROUPS):
+            return f"Jupyter plugin ({group} entry point)"
+    return None
+
+
+def _required_by(parents: set[str], what: str = "") -> str:
+    return "required by " + ", ".join(sorted(parents)) + what
+
+
+def judge(
+    environment: Environment,
+    imports: Mapping[str, float],
+    *,
+    min_processes: int | None = None,
+    span: Window | None = None,
+    library_used: Mapping[str, float] | None = None,
+) -> list[Verdict]:
+    """A verdict per distribution of ``environment``, in ``VERDICTS`` order.
+
+    ``imports``: processes that imported each top-level name in the window (every count,
+    before the privacy threshold, which this function applies itself); ``library_used``:
+    processes per PEP 503 distribution name, where the reporter sent those. ``span`` is the
+    window, to tell whether ``install site`` was present for all of it.
+    """
+    installed = environment.distributions
+    threshold = max(1, min_processes or 1)
+    graph = Requirements(installed, environment.marker_environment)
+    by_name = {d.distribution: d for d in installed}
+    counts = {d.distribution: processes_of(d, imports, library_used) for d in installed}
+    used = {n for n, (c, _) in counts.items() if c >= threshold}
+    hidden = {n for n, (c, _) in counts.items() if 0 < c < threshold}
+
+    extensions = set(environment.server_extensions)
+    roots: dict[str, dict[str, str]] = {v: {} for v in VERDICTS}
+    site = environment.site_covers(span)
     for dist in installed:
         name = dist.distribution
-        users = sorted(required_by.get(name, []))
+        why = _why_infrastructure(dist, extensions)
+        if why is not None:
+            roots["infrastructure"][name] = why
+        if dist.local in ("directory", "vcs"):
+            roots["local"][name] = (
+                f"installed from a {'VCS checkout' if dist.local == 'vcs' else 'local directory'}"
+                " (PEP 610): the reporter does not count it"
+            )
+        if dist.scripts and not site:
+            shown = ", ".join(dist.scripts[:3]) + (", ..." if len(dist.scripts) > 3 else "")
+            roots["commands"][name] = (
+                f"provides commands ({shown}); "
+                + (
+                    "`install site` is newer than the window's start"
+                    if environment.present("site")
+                    else "without `install site`"
+                )
+                + ", activation cannot observe them"
+            )
+        if dist.pth_imports:
+            roots["startup"][name] = (
+                "a .pth file runs its code at start-up, before the reporter can observe it"
+            )
+    for name in used | hidden:
+        roots["dependency"][name] = ""
+    closures = {verdict: graph.closure(names) for verdict, names in roots.items() if names}
+    required_by: dict[str, set[str]] = {}
+    for dist in installed:
+        for target, _extras in graph.edges(dist.distribution):
+            required_by.setdefault(target, set()).add(dist.distribution)
+    for closure in closures.values():
+        for name, parents in closure.items():
+            required_by.setdefault(name, set()).update(parents)
+
+    verdicts: list[Verdict] = []
+    for dist in installed:
+        name = dist.distribution
+        count, exact = counts[name]
+        processes: float | None = count
         if name in used:
             verdict, reason = "used", "imported"
-        elif name in infrastructure:
-            verdict = "infrastructure"
-            reason = roots.get(name) or "required by " + ", ".join(
-                sorted(u for u in users if u in infrastructure)
+        elif name in hidden:
+            verdict = "hidden"
+            reason = (
+                f"imported by fewer than {threshold} processes (privacy threshold):"
+                " kept, count not shown"
             )
-        elif name in needed:
-            verdict = "dependency"
-            reason = "required by " + ", ".join(
-                sorted(u for u in users if u in used or u in needed)
-            )
+            processes = None
         else:
-            verdict, reason = "unused", "not imported"
+            verdict, reason = "unused", "not imported in the window; nothing kept needs it"
+            for candidate in VERDICTS[2:-1]:
+                closure = closures.get(candidate, {})
+                if name not in closure:
+                    continue
+                verdict = candidate
+                root_reason = roots[candidate].get(name)
+                if root_reason:
+                    reason = root_reason
+                else:
+                    parents = {p for p in closure[name] if p in closure}
+                    reason = _required_by(parents, _kept_because(candidate))
+                break
         verdicts.append(
-            Verdict(name, dist.version, dist.packages, counts[name], verdict, reason, users)
+            Verdict(
+                distribution=name,
+                version=dist.version,
+                packages=list(dist.packages),
+                processes=processes,
+                exact=exact,
+                verdict=verdict,
+                reason=reason,
+                required_by=sorted(required_by.get(name, set()) - {name}),
+                manager=by_name[name].manager,
+                pip_removable=dist.pip_removable,
+            )
         )
     order = {v: i for i, v in enumerate(VERDICTS)}
-    verdicts.sort(key=lambda v: (order[v.verdict], -v.imports, v.distribution))
+    verdicts.sort(key=lambda v: (order[v.verdict], -(v.processes or 0.0), v.distribution))
     return verdicts
 
 
-def imports_per_package(
-    packages: Mapping[tuple[str, str], float],
-) -> dict[str, float]:
+def _kept_because(verdict: str) -> str:
+    return {
+        "infrastructure": "",
+        "dependency": "",
+        "local": " (installed from a local directory)",
+        "commands": " (provides commands not observed)",
+        "startup": " (runs at start-up)",
+    }.get(verdict, "")
+
+
+def imports_per_package(packages: Mapping[tuple[str, str], float]) -> dict[str, float]:
+    """``{package: processes}`` summed over hubs, from a source's ``packages()``."""
     found: dict[str, float] = {}
     for (_namespace, package), count in packages.items():
         found[package] = found.get(package, 0.0) + count
     return found
-
-
-def analyse(python: str, source_packages: Mapping[tuple[str, str], float]) -> list[Verdict]:
-    return judge(inspect(python), imports_per_package(source_packages))

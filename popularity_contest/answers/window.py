@@ -16,8 +16,12 @@ from datetime import datetime, timezone
 #: The window every command, the API and the page use unless told otherwise.
 DEFAULT_SINCE = "30d"
 
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+#: An age: one or more number-unit parts, largest unit first, each unit at most once, as
+#: Prometheus writes durations (``1y``, ``1h30m``, ``2d12h``; decimals such as ``1.5h`` too).
+_AGE = re.compile(
+    r"^\s*" + "".join(rf"(?:(?P<{unit}>\d+(?:\.\d+)?)\s*{unit}\s*)?" for unit in "ywdhms") + r"$"
+)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 
 
 def parse_time(text: str) -> float:
@@ -53,11 +57,17 @@ class Window:
 
 
 def parse_age(text: str) -> float:
-    """Seconds in ``90m``, ``12h``, ``30d``, ``8w`` (or ``45s``)."""
+    """Seconds in an age such as ``45s``, ``90m``, ``1h30m``, ``12h``, ``30d``, ``8w``, ``1y``.
+
+    Units ``y`` (365 days, as in Prometheus), ``w``, ``d``, ``h``, ``m``, ``s``; parts are
+    written largest unit first, each unit at most once. ValueError unless the age is positive.
+    """
     match = _AGE.match(text)
-    if match is None or float(match.group(1)) <= 0:
-        raise ValueError(f"not an age like 90m, 12h, 30d or 8w: {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    parts = {} if match is None else {k: v for k, v in match.groupdict().items() if v is not None}
+    seconds = sum(float(number) * _UNITS[unit] for unit, number in parts.items())
+    if not parts or seconds <= 0:
+        raise ValueError(f"not an age like 90m, 1h30m, 12h, 30d, 8w or 1y: {text!r}")
+    return seconds
 
 
 def window(

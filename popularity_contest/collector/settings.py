@@ -41,6 +41,8 @@ SERVE_RCVBUF = SERVE + "RCVBUF"
 SERVE_MIN_PROCESSES = SERVE + "MIN_PROCESSES"
 SERVE_LOGIN = SERVE + "LOGIN"
 SERVE_OPEN_METRICS = SERVE + "OPEN_METRICS"
+#: Before --open-metrics: ``0`` opened /metrics under a hub login. Still read, no flag.
+SERVE_METRICS_AUTH = SERVE + "METRICS_AUTH"
 
 DEFAULT_SERVE_STATSD = "127.0.0.1:8125"
 DEFAULT_SERVE_HTTP = "127.0.0.1:9102"  # statsd_exporter's port
@@ -82,8 +84,16 @@ _FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
 def default_db_path(environ: Mapping[str, str] | None = None) -> str:
-    """``$XDG_DATA_HOME/popularity-contest/popcon.sqlite3`` (``~/.local/share`` by default)."""
+    """``$XDG_DATA_HOME/popularity-contest/popcon.sqlite3`` (``~/.local/share`` by default).
+
+    Run as a system service (systemd sets ``STATE_DIRECTORY`` from ``StateDirectory=``, a
+    colon-separated list when there are several), the store is ``popcon.sqlite3`` in the first
+    of those directories instead: ``/var/lib/popularity-contest/popcon.sqlite3``.
+    """
     env = os.environ if environ is None else environ
+    state = env.get("STATE_DIRECTORY", "").split(":")[0].strip()
+    if state and os.path.isabs(state):
+        return os.path.join(state, DB_FILE_NAME)
     data_home = env.get("XDG_DATA_HOME", "").strip()
     if not data_home or not os.path.isabs(data_home):  # the XDG spec ignores relative paths
         data_home = os.path.join(os.path.expanduser("~"), ".local", "share")
@@ -379,6 +389,8 @@ class Config:
             rcvbuf=int(number("rcvbuf", DEFAULT_RCVBUF, 4096)),
             min_processes=int(number("min_processes", DEFAULT_MIN_PROCESSES, 1)),
             hub=hub,
-            metrics_auth=hub is not None and not yes("open_metrics"),
+            metrics_auth=hub is not None
+            and not yes("open_metrics")
+            and environ.get(SERVE_METRICS_AUTH, "").strip().lower() not in _FALSE - {""},
             notes=tuple(notes),
         )

@@ -95,7 +95,14 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX series_name ON series (name, namespace);
     """,
-    # 2: daily sums of every bucket, kept on each write, so that a window of whole days reads
+    # 2: `popularity-contest archive`: per source, the last complete UTC day written.
+    """
+    CREATE TABLE archive_checkpoint (
+        source TEXT PRIMARY KEY,       -- the source's name (its `cluster` label)
+        last_day INTEGER NOT NULL      -- Unix seconds of that day's 00:00 UTC
+    );
+    """,
+    # 3: daily sums of every bucket, kept on each write, so that a window of whole days reads
     # one row per series and day whatever the hourly retention (queries over months of
     # hourly buckets were too slow to serve).
     """
@@ -371,6 +378,51 @@ class Store:
                 "INSERT INTO day (start, series_id, value) VALUES (?, ?, ?)"
                 " ON CONFLICT (start, series_id) DO UPDATE SET value = value + excluded.value",
                 [(hour - hour % DAY, series_id, value) for value, series_id in rows],
+            )
+
+    def archive_checkpoint(self, source: str) -> int | None:
+        """The start (Unix seconds, 00:00 UTC) of the last day archived from ``source``."""
+        rows = self._query("SELECT last_day FROM archive_checkpoint WHERE source = ?", (source,))
+        return int(rows[0][0]) if rows else None  # type: ignore[call-overload]
+
+    def add_archived_day(
+        self, source: str, day: int, increments: Mapping[SeriesKey, float]
+    ) -> None:
+        """One day of ``source``'s counts as daily buckets, and the checkpoint, atomically.
+
+        ``day`` is the day's start (a multiple of 86400). A day at or before the checkpoint
+        is refused (``StoreError``): writing it again would count it twice.
+        """
+        if day % DAY:
+            raise ValueError(f"not the start of a UTC day: {day}")
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT last_day FROM archive_checkpoint WHERE source = ?", (source,)
+            ).fetchone()
+            if row is not None and day <= int(row[0]):
+                raise StoreError(f"{self.path}: {source} is already archived up to {row[0]}")
+            rows = []
+            for key, value in increments.items():
+                series_id = self._ids.get(key)
+                if series_id is None:
+                    series_id = self._create_series(key)
+                rows.append((value, series_id))
+            db.executemany("UPDATE series SET total = total + ? WHERE id = ?", rows)
+            db.executemany(
+                "INSERT INTO bucket (start, width, series_id, value) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (start, width, series_id)"
+                " DO UPDATE SET value = value + excluded.value",
+                [(day, DAY, series_id, value) for value, series_id in rows],
+            )
+            db.executemany(
+                "INSERT INTO day (start, series_id, value) VALUES (?, ?, ?)"
+                " ON CONFLICT (start, series_id) DO UPDATE SET value = value + excluded.value",
+                [(day, series_id, value) for value, series_id in rows],
+            )
+            db.execute(
+                "INSERT INTO archive_checkpoint (source, last_day) VALUES (?, ?)"
+                " ON CONFLICT (source) DO UPDATE SET last_day = excluded.last_day",
+                (source, day),
             )
 
     @contextmanager

@@ -4,6 +4,10 @@ It starts ``popularity-contest serve`` on free loopback ports with a throw-away 
 a dozen real Python processes with the reporter active (as two pretend hubs), each importing
 some of the packages installed here, waits until the collector has stored every report,
 and prints what an operator would see: the counts per hub, ``/metrics`` and the page URL.
+
+Then, on a terminal, it keeps the collector (and so the page) up until Ctrl-C; without a
+terminal (CI, a pipe) or with ``--no-wait`` it stops at once. Either way it stops the
+collector and removes its temporary store before it returns.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import argparse
 import importlib.util
 import json
 import os
-import signal
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,7 +27,17 @@ import urllib.request
 from pathlib import Path
 
 # Packages the project's own installation brings along; the demo uses those present.
-CANDIDATES = ("yaml", "statsd", "prometheus_client", "pygments", "traitlets", "IPython")
+# (``make demo`` installs only the collector extra: yaml, prometheus_client, packaging, plotly.)
+CANDIDATES = (
+    "yaml",
+    "statsd",
+    "prometheus_client",
+    "pygments",
+    "traitlets",
+    "IPython",
+    "packaging",
+    "plotly",
+)
 HUBS = {
     "physics": [(0, 1), (0, 1, 2), (0,), (1, 3), (0, 3), (2,)],
     "biology": [(0,), (2, 4), (0, 4), (5,), (0, 2)],
@@ -56,7 +70,25 @@ def _wait(predicate: object, what: str, timeout: float = READY_TIMEOUT) -> None:
     raise RuntimeError(f"timed out waiting for {what}")
 
 
+def _should_wait(args: argparse.Namespace) -> bool:
+    """``--wait``/``--no-wait`` if given, else wait only when a person is at a terminal."""
+    if args.wait is not None:
+        return bool(args.wait)
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
 def run(args: argparse.Namespace) -> int:
+    """Entry point of ``popularity-contest demo``: 0 when the counts were shown."""
     available = [name for name in CANDIDATES if importlib.util.find_spec(name) is not None]
     if len(available) < 2:
         print(
@@ -67,9 +99,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     statsd_port, http_port = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
     base = f"http://127.0.0.1:{http_port}"
-    db = Path(tempfile.mkdtemp(prefix="popcon-demo-")) / "popcon.sqlite3"
+    scratch = Path(tempfile.mkdtemp(prefix="popcon-demo-"))
+    db = scratch / "popcon.sqlite3"
     env = {**os.environ, "PYTHON_POPCONTEST_DISABLE": "1"}
-    print(f"demo: starting the collector: statsd 127.0.0.1:{statsd_port}, http {base}")
+    print(f"demo: starting the collector: statsd 127.0.0.1:{statsd_port}, http {base}", flush=True)
     server = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
         [
             sys.executable,
@@ -114,23 +147,27 @@ def run(args: argparse.Namespace) -> int:
         _wait(stored, "the collector to store every report")
         _print_counts(base, db)
         print(f"\nPrometheus scrapes {base}/metrics; people open {base}/")
-        if args.keep:
-            print("demo: collector running; Ctrl-C to stop")
-            server.wait()
+        if _should_wait(args):
+            print(f"\ndemo: the page is up at {base}/ -- press Ctrl-C to stop", flush=True)
+            try:
+                server.wait()
+            except KeyboardInterrupt:
+                print()  # after the terminal's ^C
+            else:
+                print("demo: the collector stopped on its own", file=sys.stderr)
+                return 1
     except (RuntimeError, subprocess.CalledProcessError) as error:
         print(f"demo: {error}", file=sys.stderr)
         return 1
-    else:
-        return 0
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=10)
+        _stop(server)
+        shutil.rmtree(scratch, ignore_errors=True)
+        print(f"demo: stopped the collector, removed {scratch}", flush=True)
+    return 0
 
 
 def _print_counts(base: str, db: Path) -> None:
-    print("\n$ popularity-contest report --by namespace --since 1d")
-    sys.stdout.flush()
+    print("\n$ popularity-contest report --by namespace --since 1d", flush=True)
     subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
         [
             sys.executable,

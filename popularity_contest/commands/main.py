@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -24,6 +25,17 @@ def _add_format(parser: argparse.ArgumentParser, choices: Sequence[str] = FORMAT
         choices=choices,
         default="table",
         help="output for people (table, the default) or for machines",
+    )
+
+
+def _add_environment(parser: argparse.ArgumentParser) -> None:
+    """``--python PATH`` or ``--prefix PATH``: the environment a command looks at."""
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
+        "--python", metavar="PATH", help="the environment's interpreter (default: this one)"
+    )
+    target.add_argument(
+        "--prefix", metavar="PATH", help="the environment's prefix (default: this sys.prefix)"
     )
 
 
@@ -46,7 +58,7 @@ def _add_window(parser: argparse.ArgumentParser) -> None:
         "--since",
         default="30d",
         metavar="AGE",
-        help="window ending now: 90m, 12h, 30d, 8w (default 30d)",
+        help="window ending now: 90m, 1h30m, 12h, 30d, 8w, 1y (default 30d)",
     )
     parser.add_argument(
         "--start", metavar="TIME", help="window start (ISO 8601); overrides --since"
@@ -60,6 +72,51 @@ def _add_window(parser: argparse.ArgumentParser) -> None:
         metavar="K",
         help="privacy threshold: hide packages reported by fewer than K processes",
     )
+
+
+def _add_archive(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``archive`` subcommand's flags."""
+    cmd = sub.add_parser(
+        "archive",
+        help="copy daily counts from Prometheus-compatible APIs into the store (for years)",
+        description="Read one count per series and complete UTC day from each source with "
+        "the dashboard's counting expression and add them to the store as daily buckets "
+        "labelled cluster=NAME. Idempotent and resumable: each source's last archived day "
+        "is kept in the store. Run it daily (a Kubernetes CronJob, a systemd timer).",
+    )
+    cmd.add_argument(
+        "--source",
+        action="append",
+        required=True,
+        metavar="NAME=URL",
+        help="a source and its base URL (Prometheus, Thanos Query, Mimir, VictoriaMetrics);"
+        " repeat for several clusters, e.g. --source east=http://prometheus.east:9090",
+    )
+    cmd.add_argument(
+        "--db", metavar="PATH", help="the store to write (default: the collector's store)"
+    )
+    cmd.add_argument(
+        "--prometheus-header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="an HTTP header sent to every source, e.g. 'X-Scope-OrgID: hubs' (repeatable)",
+    )
+    cmd.add_argument(
+        "--bearer-token-file", metavar="FILE", help="send 'Authorization: Bearer <file's text>'"
+    )
+    cmd.add_argument("--ca-file", metavar="FILE", help="CA bundle to verify HTTPS sources")
+    cmd.add_argument(
+        "--backfill",
+        default="1830d",
+        metavar="AGE",
+        help="how far back a source's first run starts (default 1830d: any retention)",
+    )
+    cmd.add_argument(
+        "--until", metavar="DAY", help="stop after this UTC day (ISO 8601); default yesterday"
+    )
+    cmd.add_argument("--format", choices=("table", "json"), default="table")
+    cmd.set_defaults(target="popularity_contest.commands.archive:run")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.set_defaults(target="popularity_contest.commands.install:run")
 
     check = sub.add_parser("check", help="show the configuration and send a test counter")
+    _add_environment(check)
     check.add_argument(
         "--expect-collector",
         nargs="?",
@@ -145,18 +203,23 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(target="popularity_contest.commands.report:run")
 
     unused = sub.add_parser("unused", help="installed packages nobody imported in a window")
-    target = unused.add_mutually_exclusive_group()
-    target.add_argument("--python", metavar="PATH", help="the environment's interpreter")
-    target.add_argument("--prefix", metavar="PATH", help="the environment's prefix")
+    _add_environment(unused)
     _add_source(unused)
     _add_window(unused)
     _add_format(unused, ("table", "json", "csv", "requirements"))
     unused.set_defaults(target="popularity_contest.commands.unused:run")
 
+    _add_archive(sub)
+
     demo = sub.add_parser(
         "demo", help="start a collector, run instrumented Python processes, show the counts"
     )
-    demo.add_argument("--keep", action="store_true", help="keep the collector running")
+    demo.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the collector and its page up until Ctrl-C (default: only on a terminal)",
+    )
     demo.set_defaults(target="popularity_contest.commands.demo:run")
     return parser
 
@@ -169,7 +232,36 @@ def _load(target: str) -> Callable[[argparse.Namespace], int]:
     return func
 
 
+#: Exit status after the reader of our output went away (``popularity-contest report | head``):
+#: what a shell reports for a Unix tool that SIGPIPE ended (128 + 13), so ``set -o pipefail``
+#: scripts see the same thing as with ``grep`` or ``sort``; nothing is printed.
+BROKEN_PIPE_STATUS = 141
+
+
+def _quiet_stdout() -> None:
+    # Python flushes stdout once more at exit, which would fail again and print "Exception
+    # ignored ... BrokenPipeError": point the file descriptor at devnull instead.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status (0 fine, 1 failed, 2 usage, 130 Ctrl-C, 141 pipe)."""
+    try:
+        try:
+            status = _run(argv)
+        finally:
+            sys.stdout.flush()  # inside the try: `--help | head` too
+    except BrokenPipeError:
+        _quiet_stdout()
+        return BROKEN_PIPE_STATUS
+    return status
+
+
+def _run(argv: Sequence[str] | None) -> int:
     # The tool's own process is no user's: if a .pth activated the reporter here, stop it.
     reporter = sys.modules.get("popularity_contest.reporter")
     if reporter is not None:

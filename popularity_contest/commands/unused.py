@@ -1,57 +1,142 @@
-"""``popularity-contest unused``: installed distributions nobody imported in a window."""
+"""``popularity-contest unused``: installed distributions nobody imported in a window.
+
+Verdicts and the promise behind them: :mod:`popularity_contest.answers.unused` and
+``docs/concepts/unused.md``. Outputs:
+
+* ``table``: one line per distribution (``processes`` is blank when hidden by the privacy
+  threshold, ``>=N`` when it is a lower bound);
+* ``json``: ``{"python", "window": {"start", "end"}, "hub", "min_processes",
+  "activation": {"ipython": bool, "site": bool}, "candidates", "distributions": [...]}``
+  (each distribution as :meth:`Verdict.as_dict`);
+* ``csv``: a row per distribution, with the window's ``window_start``/``window_end`` on
+  every row;
+* ``requirements``: the removal candidates ``pip uninstall -r`` may act on, as
+  ``name==version``, one per line (never a hidden, kept or non-pip distribution).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 
-from popularity_contest.answers.formats import table, to_csv
+from popularity_contest.answers.formats import number, table, to_csv
 from popularity_contest.answers.ranking import NO_HUB
 from popularity_contest.answers.sources import open_source
 from popularity_contest.answers.unused import (
+    Environment,
     Verdict,
     imports_per_package,
     inspect,
     interpreter,
     judge,
 )
-from popularity_contest.answers.window import Window, window
+from popularity_contest.answers.window import Window, iso, window
 from popularity_contest.errors import UsageError
 
+CSV_COLUMNS = [
+    "distribution",
+    "version",
+    "verdict",
+    "processes",
+    "processes_exact",
+    "manager",
+    "pip_removable",
+    "packages",
+    "reason",
+    "required_by",
+    "window_start",
+    "window_end",
+]
 
-def render(verdicts: Sequence[Verdict], fmt: str, *, span: Window, python: str, hub: str) -> str:
-    dicts = [v.as_dict() for v in verdicts]
-    if fmt == "json":
-        return json.dumps(dicts, indent=1, ensure_ascii=False)
+
+def processes_text(verdict: Verdict) -> str:
+    """``12``, ``>=12`` (a lower bound) or ``-`` (hidden by the privacy threshold)."""
+    if verdict.processes is None:
+        return "-"
+    text = str(number(verdict.processes))
+    return text if verdict.exact or verdict.processes == 0 else ">=" + text
+
+
+def render(
+    verdicts: Sequence[Verdict],
+    fmt: str,
+    *,
+    span: Window,
+    python: str,
+    hub: str | None,
+    environment: Environment | None = None,
+    min_processes: int | None = None,
+) -> str:
+    """The verdicts in ``fmt`` (table, json, csv, requirements)."""
+    candidates = [v for v in verdicts if v.candidate]
     if fmt == "requirements":
-        return "\n".join(
-            f"{v.distribution}=={v.version}" for v in verdicts if v.verdict == "unused"
-        )
-    columns = ["distribution", "version", "verdict", "imports", "packages", "reason"]
+        return "\n".join(f"{v.distribution}=={v.version}" for v in candidates)
+    dicts = [v.as_dict() for v in verdicts]
+    activation = {
+        method: environment.present(method) if environment is not None else False
+        for method in ("ipython", "site")
+    }
+    if fmt == "json":
+        document = {
+            "python": python,
+            "window": {"start": iso(span.start), "end": iso(span.end)},
+            "hub": hub,
+            "min_processes": min_processes,
+            "activation": activation,
+            "candidates": len(candidates),
+            "distributions": dicts,
+        }
+        return json.dumps(document, indent=1, ensure_ascii=False)
     if fmt == "csv":
         flat = [
-            {**d, "packages": " ".join(v.packages), "required_by": " ".join(v.required_by)}
+            {
+                **d,
+                "packages": " ".join(v.packages),
+                "required_by": " ".join(v.required_by),
+                "window_start": iso(span.start),
+                "window_end": iso(span.end),
+            }
             for d, v in zip(dicts, verdicts, strict=True)
         ]
-        return to_csv(flat, [*columns, "required_by"]).rstrip("\n")
+        return to_csv(flat, CSV_COLUMNS).rstrip("\n")
+    columns = ["distribution", "version", "verdict", "processes", "manager", "packages", "reason"]
     cells = [
         [
             v.distribution,
             v.version,
             v.verdict,
-            str(d["imports"]),
+            processes_text(v),
+            v.manager,
             " ".join(v.packages) or "-",
             v.reason,
         ]
-        for v, d in zip(verdicts, dicts, strict=True)
+        for v in verdicts
     ]
-    candidates = sum(1 for v in verdicts if v.verdict == "unused")
-    head = (
-        f"{python} ({hub}), {len(verdicts)} distributions, {candidates} removal candidates"
-        f" ({int(span.seconds // 86400)} days of imports)"
-    )
-    return head + "\n" + table(columns, cells, {3})
+    unused = sum(1 for v in verdicts if v.verdict == "unused")
+    hub_text = "all hubs" if hub is None else hub or NO_HUB
+    on = [m for m, present in activation.items() if present]
+    head = [
+        f"{python} ({hub_text}), {iso(span.start)} .. {iso(span.end)}:"
+        f" {len(verdicts)} distributions, {unused} unused,"
+        f" {len(candidates)} removal candidates for pip",
+        "activation here: " + (", ".join(f"install {m}" for m in on) or "none"),
+    ]
+    if min_processes is not None and min_processes > 1:
+        head.append(f"privacy threshold: {min_processes} processes (hidden is not unused)")
+    notes = []
+    if any(v.processes is not None and not v.exact and v.processes > 0 for v in verdicts):
+        notes.append(
+            ">=N: a lower bound, the largest count among its import names"
+            " (exact where the reporter sends library_used)"
+        )
+    if unused > len(candidates):
+        notes.append(
+            f"{unused - len(candidates)} unused distributions are not pip's to remove"
+            " (see manager): left out of --format requirements"
+        )
+    return "\n".join([*head, table(columns, cells, {3}), *notes])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,19 +145,45 @@ def run(args: argparse.Namespace) -> int:
         span = window(args.since, args.start, args.end)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    if args.min_processes is not None and args.min_processes < 1:
+        raise UsageError("--min-processes must be at least 1")
     python = interpreter(args.python, args.prefix)
-    installed = inspect(python)
+    environment = inspect(python)
     source = open_source(args.db, args.prometheus)
     try:
         packages = source.packages(span, args.namespace)
+        library_used = imports_per_package(source.distributions(span, args.namespace))
     finally:
         source.close()
-    imports = imports_per_package(packages)
-    # The privacy threshold: a package imported by fewer than K processes counts as unused
-    # here too, so the list never reveals it (``used`` would).
-    if args.min_processes is not None:
-        imports = {p: c for p, c in imports.items() if c >= args.min_processes}
-    verdicts = judge(installed, imports)
-    hub = args.namespace if args.namespace is not None else "all hubs"
-    print(render(verdicts, args.format, span=span, python=python, hub=hub or NO_HUB))
+    # Every count goes in; judge() applies the privacy threshold (below it: ``hidden``).
+    verdicts = judge(
+        environment,
+        imports_per_package(packages),
+        min_processes=args.min_processes,
+        span=span,
+        library_used=library_used,
+    )
+    if not (environment.present("ipython") or environment.present("site")):
+        print(
+            f"popularity-contest unused: warning: {python} has no activation file"
+            " (popularity-contest install ipython|site): its users' imports cannot have"
+            " been observed",
+            file=sys.stderr,
+        )
+    for problem in environment.unreadable:
+        print(
+            f"popularity-contest unused: warning: unreadable metadata, not judged: {problem}",
+            file=sys.stderr,
+        )
+    print(
+        render(
+            verdicts,
+            args.format,
+            span=span,
+            python=python,
+            hub=args.namespace,
+            environment=environment,
+            min_processes=args.min_processes,
+        )
+    )
     return 0

@@ -11,8 +11,6 @@ can never be turned into the same one.
 This module runs inside users' processes: standard library only, nothing imported.
 """
 
-from __future__ import annotations
-
 from popularity_contest import names
 
 # Only for annotations: `collections.abc` is not loaded at start-up and costs ~1 ms.
@@ -61,7 +59,7 @@ def counter_line(name: str, value: int = 1) -> str:
     return f"{name}:{value}|c"
 
 
-def pack(lines: Iterable[str], max_size: int) -> list[bytes]:
+def pack(lines: "Iterable[str]", max_size: int) -> list[bytes]:
     """Join lines into datagrams, each kept below ``max_size`` bytes where a line allows.
 
     Same packing as ``statsd``'s pipeline (``len(line) + len(datagram) + 1 >= max_size``

@@ -2,42 +2,43 @@
 
 ``import popularity_contest.reporter`` activates reporting (usually from an IPython startup
 file or a ``.pth``; ``popularity-contest install`` writes either). At that moment it
-remembers which top-level modules are already imported. From then on:
+remembers which top-level modules are already imported (the *snapshot*). From then on:
 
 * an *import observer* (a ``sys.meta_path`` entry that only watches and never finds
   anything) notes each new top-level name; as soon as the module is in ``sys.modules`` (at
   the next import, after each IPython cell, or at exit) it is classified and, if it is a
   package from an installed distribution, sent at once, so a kernel that is later
   SIGKILLed has already been counted;
-* an ``atexit`` hook sends whatever the observer missed (another finder may have found a
-  module before ours was asked), and the ``processes_reported`` counter if nothing was sent
-  yet.
+* an ``atexit`` hook sends whatever the observer missed, and the ``processes_reported``
+  counter if nothing was sent yet;
+* whenever an IPython shell exists (whatever activated the reporter) a ``post_run_cell``
+  hook sends what each cell imported.
 
-What is sent, exactly: ``<prefix>.<package>:1|c`` per package (``user_imported_package``
-in place of the prefix's last component for packages from the user site directory),
-optionally ``library_used.<distribution>``, and ``processes_reported:1|c`` once per
-process, together with its first report (so a process that imports no package still
-counts when it exits normally). See :mod:`popularity_contest.inprocess.classify` for what counts.
+Plumbing (see :mod:`popularity_contest.inprocess.process`): in an IPython shell or kernel
+started while the ``.pth`` is active, the snapshot grows until the first import made by the
+user's code (code running in the shell's namespace), so what IPython imports to start
+itself is never counted, exactly as with the startup file. The Jupyter server, pip and the
+``jupyter`` launcher do not activate at all. A process that ``exec``\\s (same pid) counts
+once: the ``PYTHON_POPCONTEST_COUNTED`` variable (``<pid>:<names sent>``) tells the new
+image what the old one already sent.
 
 Rules for code in this module, which runs inside other people's processes: it never
 raises, prints or warns (``PYTHON_POPCONTEST_DEBUG=1`` writes diagnostics to stderr); it
-imports only ``_socket`` (not ``socket``, which costs milliseconds) and only when it sends;
-the address is resolved once, IPv4 first, in a short-lived thread that ends with the
-lookup, and nothing ever waits on it for longer than ``EXIT_WAIT`` seconds; sends are
-non-blocking. A forked child keeps its parent's already-counted set, reports only what it
-imports itself, and is not counted as a new process.
+imports only ``_socket`` and only when it sends; the address is resolved once, in a
+short-lived thread, and nothing ever waits on it for longer than ``EXIT_WAIT`` seconds;
+sends are non-blocking. A forked child keeps its parent's already-counted set, reports
+only what it imports itself, and is not counted as a new process.
 """
-
-from __future__ import annotations
 
 import _thread
 import atexit
 import os
 import sys
 
-from popularity_contest.inprocess import classify as packages
 from popularity_contest.inprocess import lines as wire
+from popularity_contest.inprocess import process
 from popularity_contest.inprocess import settings as _config
+from popularity_contest.inprocess.process import Address
 from popularity_contest.names import LEAF_LIBRARY_USED, LEAF_PROCESSES_REPORTED
 
 # `typing` costs milliseconds to import and is not loaded at start-up: only mypy sees this.
@@ -46,83 +47,19 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from typing import Any
 
+    from popularity_contest.inprocess.classify import Classifier
     from popularity_contest.inprocess.settings import ReporterConfig
 
 #: Longest the exit hook waits for the collector's address to resolve (seconds).
 EXIT_WAIT = 0.05
-
-_IPV4_PARTS = 4
-
-
-def _is_ipv4(host: str) -> bool:
-    parts = host.split(".")
-    return len(parts) == _IPV4_PARTS and all(p.isdigit() and int(p) < 256 for p in parts)
-
-
-class _Address:
-    """The collector's address, resolved once without ever blocking the process."""
-
-    __slots__ = ("_done", "_host", "_port", "value")
-
-    def __init__(self, host: str, port: int) -> None:
-        self._host = host
-        self._port = port
-        # (family name, sockaddr) once known; False once resolution failed for good.
-        self.value: tuple[str, tuple[Any, ...]] | bool | None = None
-        self._done = _thread.allocate_lock()
-        if host == "localhost" or _is_ipv4(host):
-            # IPv4 first, as the statsd client does: in containers `localhost` can resolve
-            # to ::1 while the collector listens on 127.0.0.1.
-            self.value = ("AF_INET", ("127.0.0.1" if host == "localhost" else host, port))
-        elif ":" in host:
-            self.value = ("AF_INET6", (host, port))
-        else:
-            self.start()
-
-    def start(self) -> None:
-        self._done = _thread.allocate_lock()
-        self._done.acquire()
-        # A plain _thread (no `threading` import): it lives exactly as long as the lookup.
-        _thread.start_new_thread(self._resolve, ())
-
-    def _resolve(self) -> None:
-        try:
-            import _socket
-
-            result: tuple[str, tuple[Any, ...]] | bool = False
-            for family in ("AF_INET", "AF_INET6"):
-                try:
-                    infos = _socket.getaddrinfo(
-                        self._host, self._port, getattr(_socket, family), _socket.SOCK_DGRAM
-                    )
-                except OSError:
-                    continue
-                if infos:
-                    result = (family, infos[0][4])
-                    break
-            self.value = result
-        except Exception:  # a thread of ours must never print a traceback into the process
-            self.value = False
-        finally:
-            self._done.release()
-
-    def get(self, wait: float) -> tuple[str, tuple[Any, ...]] | None:
-        """The address if known, waiting at most ``wait`` seconds; None if not (yet)."""
-        if self.value is None and wait > 0 and self._done.acquire(timeout=wait):
-            self._done.release()
-        value = self.value
-        return value if isinstance(value, tuple) else None
-
-    def after_fork(self) -> None:
-        # The resolving thread did not survive the fork: resolve again in the child.
-        if self.value is None:
-            self.start()
+#: Longest ``PYTHON_POPCONTEST_COUNTED`` grows (characters); beyond it, names are not added.
+MAX_COUNTED = 8192
 
 
 class _Reporter:
     """Everything one activation remembers. All methods are called under ``lock``."""
 
-    def __init__(self, cfg: ReporterConfig) -> None:
+    def __init__(self, cfg: "ReporterConfig", starting_shell: bool) -> None:
         self.config = cfg
         self.baseline: set[str] = set()
         self.decided: set[str] = set()  # top-level names already classified (sent or not)
@@ -130,16 +67,37 @@ class _Reporter:
         self.outbox: list[str] = []  # lines waiting for the address
         self.process_counted = False
         self.distributions_sent: set[str] = set()
-        self.classifier = packages.Classifier(count_local=cfg.count_local)
+        self.sent: list[str] = []  # package names sent, for PYTHON_POPCONTEST_COUNTED
+        self._classifier: Classifier | None = None
+        #: True while an IPython shell or kernel is starting: what it imports is plumbing.
+        self.starting_shell = starting_shell
+        self.shell: object = None  # the IPython shell whose post_run_cell we hooked
         self.lock = _thread.allocate_lock()
-        self.address = _Address(cfg.host, cfg.port)
+        self.address = Address(cfg.host, cfg.port)
         self.sock: Any = None
         self.snapshot_baseline()
+        self.inherit_exec_marker()
+
+    @property
+    def classifier(self) -> "Classifier":
+        if self._classifier is None:
+            from popularity_contest.inprocess.classify import Classifier
+
+            self._classifier = Classifier(count_local=self.config.count_local)
+        return self._classifier
 
     def snapshot_baseline(self) -> None:
         self.baseline.update(
             name.partition(".")[0] for name in list(sys.modules) if type(name) is str
         )
+
+    def inherit_exec_marker(self) -> None:
+        """After ``exec`` in the same process: what the previous image sent stays sent."""
+        pid, _, names = os.environ.get(_config.COUNTED, "").partition(":")
+        if pid == str(os.getpid()):
+            self.process_counted = True
+            self.sent = [n for n in names.split(",") if n]
+            self.decided.update(self.sent)
 
     def debug(self, message: str) -> None:
         if self.config.debug:
@@ -148,40 +106,91 @@ class _Reporter:
             except Exception:  # stderr closed or replaced: diagnostics are best effort
                 pass
 
+    # -- IPython ----------------------------------------------------------------------
+    def watch_shell(self) -> None:
+        """Hook ``post_run_cell`` into the IPython shell, once it exists."""
+        shell = process.ipython_shell()
+        if shell is None or shell is self.shell:
+            return
+        try:
+            events = object.__getattribute__(shell, "__dict__").get("events")
+            events.register("post_run_cell", _after_cell)
+            self.shell = shell
+        except Exception as error:  # a shell without events: the exit hook still reports
+            self.debug(f"post_run_cell: {error!r}")
+
+    def end_startup_if_user_code(self) -> None:
+        """While a shell starts: once the user's code imports, the snapshot is complete."""
+        if process.user_code_running():
+            self.starting_shell = False
+            self.snapshot_baseline()
+            self.candidates.difference_update(self.baseline)
+            self.watch_shell()
+            self.debug("IPython started: its imports are part of the snapshot")
+
     # -- deciding -------------------------------------------------------------------
-    def lines_for(self, names: Iterable[str], modules: Mapping[str, object]) -> list[str]:
+    def lines_for(self, names: "Iterable[str]", modules: "Mapping[str, object]") -> "list[str]":
         """Classify names not decided yet; the statsd lines for those that count."""
-        cfg = self.config
         lines: list[str] = []
         for name in sorted(names):
             if name in self.decided:
                 continue
             self.decided.add(name)
-            if packages.top_level(name) != name:
-                continue
-            found = self.classifier.classify(name, modules)
-            if found is None:
-                continue
-            kind, dist = found
-            if wire.is_safe_component(name):
-                user_site = kind == packages.USER
-                lines.append(
-                    wire.counter_line(wire.package_name(cfg.prefix, name, user_site=user_site))
-                )
-            if (
-                cfg.count_distributions
-                and dist.name not in self.distributions_sent
-                and wire.is_safe_component(dist.name)
-            ):
-                self.distributions_sent.add(dist.name)
-                lines.append(
-                    wire.counter_line(f"{wire.sibling(cfg.prefix, LEAF_LIBRARY_USED)}.{dist.name}")
-                )
+            try:  # one odd module must never cost the others
+                lines.extend(self.lines_for_one(name, modules))
+            except Exception as error:
+                self.debug(f"{name}: {error!r}")
         return lines
+
+    def lines_for_one(self, name: str, modules: "Mapping[str, object]") -> "list[str]":
+        from popularity_contest.inprocess.classify import USER, top_level
+
+        if top_level(name) != name:
+            return []
+        found = self.classifier.classify(name, modules)
+        if found is None or not wire.is_safe_component(name):
+            return []
+        kind, dist = found
+        prefix = self.config.prefix
+        lines = [wire.counter_line(wire.package_name(prefix, name, user_site=kind == USER))]
+        self.sent.append(name)
+        if self.config.count_distributions:
+            # A namespace package names the owners of the files imported under it, now or
+            # at a later sweep; anything else names its distribution.
+            if name in self.classifier.namespaces:
+                lines.extend(
+                    self.distribution_lines(self.classifier.namespace_owners(name, modules))
+                )
+            else:
+                lines.extend(self.distribution_lines({dist.name}))
+        return lines
+
+    def distribution_lines(self, owners: "Iterable[str]") -> "list[str]":
+        lines = []
+        for owner in sorted(owners):
+            if owner and owner not in self.distributions_sent and wire.is_safe_component(owner):
+                self.distributions_sent.add(owner)
+                name = f"{wire.sibling(self.config.prefix, LEAF_LIBRARY_USED)}.{owner}"
+                lines.append(wire.counter_line(name))
+        return lines
+
+    def namespace_lines(self, modules: "Mapping[str, object]") -> "list[str]":
+        """Distributions newly imported under counted namespace packages (google.auth)."""
+        if not self.config.count_distributions or self._classifier is None:
+            return []
+        owners: set[str] = set()
+        for name in list(self._classifier.namespaces):
+            try:
+                owners.update(self._classifier.namespace_owners(name, modules))
+            except Exception as error:  # noqa: PERF203 - one odd package never costs the others
+                self.debug(f"{name}: {error!r}")
+        return self.distribution_lines(owners)
 
     def settle(self) -> None:
         """Classify the observed names whose modules are now in ``sys.modules``."""
         modules = sys.modules
+        if self.shell is None and "IPython.core.interactiveshell" in modules:
+            self.watch_shell()
         ready = [name for name in self.candidates if name in modules]
         if ready:
             self.candidates.difference_update(ready)
@@ -190,13 +199,17 @@ class _Reporter:
     def sweep(self, wait: float) -> None:
         """Classify every new top-level name in ``sys.modules`` and send (exit, cell end)."""
         modules = sys.modules
+        if self.starting_shell:
+            self.snapshot_baseline()  # the shell never ran user code that imported
         names = {name.partition(".")[0] for name in list(modules) if type(name) is str}
         names.difference_update(self.baseline)
         self.candidates.difference_update(names)
-        self.emit(self.lines_for(names, modules), wait=wait, final=wait > 0)
+        lines = self.lines_for(names, modules)
+        lines.extend(self.namespace_lines(modules))
+        self.emit(lines, wait=wait, final=wait > 0)
 
     # -- sending ----------------------------------------------------------------------
-    def emit(self, lines: list[str], wait: float, final: bool = False) -> None:
+    def emit(self, lines: "list[str]", wait: float, final: bool = False) -> None:
         if not self.process_counted and (lines or final):
             self.process_counted = True
             name = wire.sibling(self.config.prefix, LEAF_PROCESSES_REPORTED)
@@ -212,8 +225,18 @@ class _Reporter:
         datagrams = wire.pack(self.outbox, self.config.max_datagram)
         self.outbox.clear()
         self.send(address, datagrams)
+        if not final:
+            self.mark_counted()
 
-    def send(self, address: tuple[str, tuple[Any, ...]], datagrams: list[bytes]) -> None:
+    def mark_counted(self) -> None:
+        """Tell an ``exec``'d image of this process what is already sent."""
+        text = f"{os.getpid()}:{','.join(self.sent)}"
+        if len(text) > MAX_COUNTED:
+            text = text[: text.rfind(",", 0, MAX_COUNTED)]
+        if os.environ.get(_config.COUNTED) != text:
+            os.environ[_config.COUNTED] = text
+
+    def send(self, address: "tuple[str, tuple[Any, ...]]", datagrams: "list[bytes]") -> None:
         import _socket
 
         family, sockaddr = address
@@ -237,7 +260,7 @@ class _Reporter:
 
 # `importlib.reload` re-runs this module in the same namespace: keep an activation that
 # already exists, so a reload can never activate reporting twice.
-_state: _Reporter | None = globals().get("_state")
+_state: "_Reporter | None" = globals().get("_state")
 
 
 class _ImportObserver:
@@ -251,8 +274,12 @@ class _ImportObserver:
         try:
             top = fullname.partition(".")[0]
             if top not in state.baseline and top not in state.decided:
+                if state.starting_shell:
+                    state.end_startup_if_user_code()
+                    if state.starting_shell or top in state.baseline:
+                        return
                 state.candidates.add(top)
-            if state.candidates and state.lock.acquire(False):
+            if state.candidates and not state.starting_shell and state.lock.acquire(False):
                 try:
                     state.settle()
                 finally:
@@ -293,6 +320,9 @@ def _after_cell(result: object = None) -> None:
     try:
         if state.lock.acquire(False):
             try:
+                if state.starting_shell:
+                    state.starting_shell = False  # a cell ran: the shell has started
+                    state.snapshot_baseline()
                 state.sweep(wait=0.0)
             finally:
                 state.lock.release()
@@ -323,20 +353,12 @@ def _after_fork_in_child() -> None:
 _fork_hook_registered: bool = globals().get("_fork_hook_registered", False)
 
 
-def _hook_ipython() -> None:
-    ipython = sys.modules.get("IPython")
-    get_ipython = getattr(ipython, "get_ipython", None)
-    shell = get_ipython() if callable(get_ipython) else None
-    events = getattr(shell, "events", None)
-    if events is not None:
-        events.register("post_run_cell", _after_cell)
-
-
-def setup_reporter(environ: Mapping[str, str] | None = None) -> bool:
+def setup_reporter(environ: "Mapping[str, str] | None" = None) -> bool:
     """Activate reporting in this process (once); True if it is active afterwards.
 
     ``environ`` defaults to ``os.environ``. Importing :mod:`popularity_contest.reporter`
-    calls it; importing this module does not.
+    calls it; importing this module does not. Plumbing programs (the Jupyter server, pip,
+    see :mod:`popularity_contest.inprocess.process`) are never activated.
     """
     global _state, _fork_hook_registered  # noqa: PLW0603 - one activation per process
     if _state is not None:
@@ -346,10 +368,14 @@ def setup_reporter(environ: Mapping[str, str] | None = None) -> bool:
         if cfg.debug and cfg.problem:
             sys.stderr.write(f"popularity-contest: not reporting: {cfg.problem}\n")
         return False
-    _state = state = _Reporter(cfg)
+    kind = process.program_kind()
+    if kind == process.PLUMBING:
+        return False
+    shell_exists = process.ipython_shell() is not None
+    _state = state = _Reporter(cfg, starting_shell=kind == process.SHELL and not shell_exists)
     if cfg.eager:
         sys.meta_path.insert(0, _observer)
-        _hook_ipython()
+        state.watch_shell()
     atexit.register(_at_exit)
     if not _fork_hook_registered and hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -367,12 +393,10 @@ def stop() -> None:
     atexit.unregister(_at_exit)
     while _observer in sys.meta_path:
         sys.meta_path.remove(_observer)
-    shell_events = getattr(sys.modules.get("IPython"), "get_ipython", None)
     try:
-        shell = shell_events() if callable(shell_events) else None
-        if shell is not None:
-            shell.events.unregister("post_run_cell", _after_cell)
-    except ValueError:  # it was not registered
+        events = object.__getattribute__(state.shell, "__dict__").get("events")
+        events.unregister("post_run_cell", _after_cell)
+    except Exception:  # no shell, or it was not registered
         pass
     state.close()
 
@@ -382,12 +406,12 @@ def is_active() -> bool:
 
 
 def get_used_packages(
-    initial_modules: Iterable[object],
-    current_modules: Iterable[object],
+    initial_modules: "Iterable[object]",
+    current_modules: "Iterable[object]",
     *,
-    modules: Mapping[str, object] | None = None,
+    modules: "Mapping[str, object] | None" = None,
     count_local: bool = False,
-) -> dict[str, str]:
+) -> "dict[str, str]":
     """The packages a process would report, computed without exiting.
 
     Returns ``{package: kind}`` (kind ``"site"`` or ``"user"``) for the top-level names in
@@ -395,9 +419,11 @@ def get_used_packages(
     :mod:`popularity_contest.inprocess.classify`). ``modules`` maps names to module objects
     (default ``sys.modules``).
     """
-    classifier = packages.Classifier(count_local=count_local)
+    from popularity_contest.inprocess import classify
+
+    classifier = classify.Classifier(count_local=count_local)
     found: dict[str, str] = {}
-    for name in sorted(packages.new_top_level(initial_modules, current_modules)):
+    for name in sorted(classify.new_top_level(initial_modules, current_modules)):
         result = classifier.classify(name, modules)
         if result is not None:
             found[name] = result[0]
@@ -405,15 +431,20 @@ def get_used_packages(
 
 
 def get_used_libraries(
-    initial_modules: Iterable[object],
-    current_modules: Iterable[object],
+    initial_modules: "Iterable[object]",
+    current_modules: "Iterable[object]",
     *,
-    modules: Mapping[str, object] | None = None,
-) -> set[str]:
-    """Normalised names of the distributions providing the packages reported."""
-    classifier = packages.Classifier()
-    return {
-        result[1].name
-        for name in packages.new_top_level(initial_modules, current_modules)
-        if (result := classifier.classify(name, modules)) is not None
-    }
+    modules: "Mapping[str, object] | None" = None,
+) -> "set[str]":
+    """Normalised names of the distributions providing the packages reported; a namespace
+    package shared by several distributions names those whose files were imported."""
+    from popularity_contest.inprocess import classify
+
+    classifier = classify.Classifier()
+    mods = sys.modules if modules is None else modules
+    found: set[str] = set()
+    for name in classify.new_top_level(initial_modules, current_modules):
+        result = classifier.classify(name, mods)
+        if result is not None and result[1].name:
+            found.update(classifier.namespace_owners(name, mods) or {result[1].name})
+    return found

@@ -6,8 +6,6 @@ the standard library modules every interpreter has already loaded (no ``dataclas
 reporting instead (``ReporterConfig.problem`` says why, for ``popularity-contest check``).
 """
 
-from __future__ import annotations
-
 import os
 
 from popularity_contest import names
@@ -29,6 +27,9 @@ MAX_DATAGRAM = ENV_PREFIX + "MAX_DATAGRAM"
 EAGER = ENV_PREFIX + "EAGER"
 COUNT_DISTRIBUTIONS = ENV_PREFIX + "COUNT_DISTRIBUTIONS"
 COUNT_LOCAL = ENV_PREFIX + "COUNT_LOCAL"
+#: Set by the reporter itself (``<pid>:<package>,...``): what this process already sent, for
+#: an image that replaces it with ``exec`` (same pid). Never set it yourself.
+COUNTED = ENV_PREFIX + "COUNTED"
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8125
@@ -44,7 +45,7 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
-def flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+def flag(environ: "Mapping[str, str]", name: str, default: bool) -> bool:
     """A yes/no variable: ``1 true yes on`` or ``0 false no off`` (any case), else ``default``."""
     value = environ.get(name)
     if value is None:
@@ -117,7 +118,7 @@ class ReporterConfig:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-def reporter_config(environ: Mapping[str, str] | None = None) -> ReporterConfig:
+def reporter_config(environ: "Mapping[str, str] | None" = None) -> ReporterConfig:
     """Read the reporter's configuration; never raises."""
     env = os.environ if environ is None else environ
     debug = flag(env, DEBUG, False)

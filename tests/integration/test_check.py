@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 
 from tests.collectorkit import Collector
 from tests.conftest import require
+from tests.envkit import Env
 
 CHECK_LINE = "python_popcon.check:1|c"
 TIMEOUT = 60.0
@@ -156,7 +159,9 @@ def test_expect_collector_fails_when_the_collector_gets_nothing(
     result = json.loads(done.stdout)
     assert result["test_counter"]["sent"] is True
     assert result["collector"]["received"] is False
-    assert any("did not receive" in problem for problem in result["problems"])
+    assert result["collector"]["kind"] == "popularity-contest"
+    assert any("never showed" in problem for problem in result["problems"])
+    assert any("netdata" in w and "Datadog" in w for w in result["warnings"])
 
 
 def test_expect_collector_fails_when_nothing_serves_the_url(udp: socket.socket) -> None:
@@ -167,3 +172,124 @@ def test_expect_collector_fails_when_nothing_serves_the_url(udp: socket.socket) 
     assert done.returncode == 1
     assert "cannot read" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_expect_collector_says_when_nothing_listens_on_the_statsd_port(
+    collector: tuple[int, str],
+) -> None:
+    _, url = collector  # the collector is up, but the reporter's port is dead
+    done, _ = check("--expect-collector", url, "--format", "json", env=target(dead_port()))
+    assert done.returncode == 1
+    result = json.loads(done.stdout)
+    assert result["collector"]["kind"] == "popularity-contest"
+    assert any(p.startswith("nothing listens on UDP 127.0.0.1:") for p in result["problems"])
+
+
+# --- something else on the ports (netdata, the Datadog agent, another web server) ------------
+
+
+@pytest.fixture
+def metrics_server() -> Iterator[tuple[list[str], str]]:
+    """A real HTTP server on loopback whose /metrics serves ``body[0]``: (body, URL)."""
+    body = ["# TYPE node_cpu_seconds_total counter\nnode_cpu_seconds_total 1.5\n"]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = body[0].encode()
+            self.send_response(200 if self.path == "/metrics" else 404)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield body, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+def test_expect_collector_recognises_an_endpoint_that_is_not_ours(
+    metrics_server: tuple[list[str], str], udp: socket.socket
+) -> None:
+    _, url = metrics_server
+    done, _ = check("--expect-collector", url, "--format", "json", env=target(udp.getsockname()[1]))
+    assert done.returncode == 1
+    result = json.loads(done.stdout)
+    assert result["collector"]["kind"] == "other"
+    assert any("is not popularity-contest's or statsd_exporter's" in p for p in result["problems"])
+    assert "Traceback" not in done.stderr
+
+
+def test_expect_collector_names_the_usual_suspects_when_the_counter_never_shows(
+    metrics_server: tuple[list[str], str], udp: socket.socket
+) -> None:
+    # A statsd_exporter-like endpoint whose counters never move, while some other program
+    # (here a bare UDP socket, as netdata or the Datadog agent would be) takes the datagram.
+    body, url = metrics_server
+    body[0] = "# TYPE statsd_exporter_lines_total counter\nstatsd_exporter_lines_total 7\n"
+    env = target(udp.getsockname()[1])
+    done, _ = check("--expect-collector", url, "--timeout", "0.5", env=env)
+    assert done.returncode == 1
+    assert udp.recv(4096).decode() == CHECK_LINE  # the other listener got it
+    assert "(statsd_exporter): NOT received" in done.stdout
+    assert "problem: something listens on UDP 127.0.0.1:" in done.stdout
+    assert "never showed on" in done.stdout
+    warning = next(line for line in done.stdout.splitlines() if "another statsd server" in line)
+    assert "netdata" in warning
+    assert "Datadog" in warning
+
+
+# --- another environment: --prefix / --python ------------------------------------------------
+
+
+def test_check_examines_the_environment_named_by_prefix(tmp_path: Path, udp: socket.socket) -> None:
+    env = Env(tmp_path / "venv")  # popularity_contest importable there (this checkout)
+    settings = target(udp.getsockname()[1])
+    done, _ = check("--prefix", str(env.root), "--format", "json", env=settings)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert result["environment"]["here"] is False
+    assert result["prefix"] == str(env.root)
+    assert result["environment"]["probe"]["reporter"]["port"] == udp.getsockname()[1]
+    assert result["activation"]["site"]["path"] == str(env.site / "zz_popularity_contest.pth")
+    assert result["activation"]["site"]["installed"] is False
+    assert result["would_report"] is None
+    assert udp.recv(4096).decode() == CHECK_LINE
+
+    subprocess.run(
+        [sys.executable, "-m", "popularity_contest", "install", "site", "--prefix", str(env.root)],
+        env=settings,
+        check=True,
+        capture_output=True,
+    )
+    done, _ = check("--python", str(env.python), env=settings)
+    assert done.returncode == 0, done.stdout
+    assert f"environment         {env.root}" in done.stdout
+    assert f"site                installed  {env.site}" in done.stdout
+
+
+def test_check_fails_for_an_environment_without_popularity_contest(
+    tmp_path: Path, udp: socket.socket
+) -> None:
+    env = Env(tmp_path / "venv")
+    (env.site / "_popcon_checkout.pth").unlink()
+    done, _ = check("--prefix", str(env.root), env=target(udp.getsockname()[1]))
+    assert done.returncode == 1
+    assert "popularity-contest  not installed" in done.stdout
+    assert f"problem: popularity-contest is not installed for {env.python}" in done.stdout
+    assert "test counter        not sent" in done.stdout
+
+
+def test_check_takes_one_environment_flag(tmp_path: Path) -> None:
+    done, _ = check("--prefix", str(tmp_path), "--python", sys.executable, env=base_env())
+    assert done.returncode == 2
+    assert "not allowed with argument" in done.stderr
+    done, _ = check("--prefix", str(tmp_path / "missing"), env=base_env())
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"popularity-contest check: {tmp_path / 'missing'} does not exist"

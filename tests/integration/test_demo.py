@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
+from tests.collectorkit import stop_process
 from tests.envkit import REPO, clean_env
+
+REMOVED = re.compile(r"^demo: stopped the collector, removed (\S+)$", re.MULTILINE)
 
 
 def test_demo_counts_real_processes_per_hub() -> None:
@@ -26,6 +31,42 @@ def test_demo_counts_real_processes_per_hub() -> None:
     assert re.search(r"^physics\s+yaml\s+4\s+66\.7%$", out, re.MULTILINE)
     assert 'python_popcon_imported_package_total{namespace="biology",package="yaml"} 3.0' in out
     assert "stopped: 32 lines received, 32 stored, 0 refused" in result.stderr
+    # Without a terminal it does not wait for Ctrl-C, and leaves nothing behind.
+    assert "Ctrl-C" not in out
+    removed = REMOVED.search(out)
+    assert removed is not None
+    assert not Path(removed.group(1)).exists()
+
+
+def test_demo_keeps_the_page_up_until_ctrl_c_then_cleans_up() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "popularity_contest", "demo", "--wait"],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as demo:
+        try:
+            assert demo.stdout is not None
+            assert demo.stderr is not None
+            lines: list[str] = []
+            for line in demo.stdout:
+                lines.append(line)
+                if "press Ctrl-C to stop" in line:
+                    break
+            url = re.search(r"the page is up at (http://127\.0\.0\.1:\d+/)", lines[-1])
+            assert url is not None, "".join(lines)
+            with urllib.request.urlopen(url.group(1), timeout=10) as page:  # noqa: S310 - still up
+                assert page.status == 200
+            demo.send_signal(signal.SIGINT)  # what Ctrl-C sends (here to the demo alone)
+            rest, errors = demo.communicate(timeout=60)
+        finally:
+            stop_process(demo)
+    assert demo.returncode == 0
+    removed = REMOVED.search(rest)
+    assert removed is not None, rest
+    assert not Path(removed.group(1)).exists()
+    assert "stopped: 32 lines received" in errors  # the collector was stopped
 
 
 def test_readme_quickstart_and_ci_run_the_same_commands() -> None:
@@ -36,4 +77,9 @@ def test_readme_quickstart_and_ci_run_the_same_commands() -> None:
     ci = Path(REPO / ".ci" / "run").read_text()
     assert re.search(r"^make test$", ci, re.MULTILINE)
     makefile = (REPO / "Makefile").read_text()
-    assert re.search(r"^demo: .*\n\t\$\(BIN\)/popularity-contest demo$", makefile, re.MULTILINE)
+    demo = re.search(r"^demo: (.*)\n\t(.*)$", makefile, re.MULTILINE)
+    assert demo is not None
+    assert demo.group(2).endswith("/popularity-contest demo")
+    # The demo installs only the collector extra, into its own environment; tests use dev.
+    assert re.search(r"pip install .*'\.\[collector\]'", makefile)
+    assert re.search(r"pip install .*'\.\[dev\]'", makefile)

@@ -10,15 +10,23 @@ goes through Prometheus' HTTP API and is compared with what the test produced:
 * phase 2, after phase 1 was scraped: a window starting between the phases counts phase 2
   only, including a package imported once, only in phase 2;
 * phase 3, after the collector restarted with an empty store (what a statsd_exporter restart
-  does to its counters): exact over a window holding the restart, never negative and never
-  more than was produced over a window from the beginning.
+  does to its counters): exact over a window holding the restart (a counter reset);
+* phase 4, after the collector was stopped until Prometheus saw it down (its series went
+  stale) and restarted with its store kept: the counters come back higher, exact;
+* phase 5, produced while Prometheus was stopped, scraped by Prometheus restarted on its own
+  storage: what happened during the gap counts in the window that first sees it.
+
+tests/integration/test_deploy_promtool.py holds the same situations as promtool tables, with
+gaps longer than the window; docs/concepts/counting-prometheus.md defines exact.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,10 +36,21 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from popularity_contest.answers.promql import counted
+from popularity_contest.answers.sources import PrometheusSource
+from popularity_contest.answers.window import Window
 from tests.collectorkit import Collector, free_port, wait_until
 from tests.conftest import require_system
 from tests.envkit import REPO, Env, clean_env
-from tests.integration.prometheus import PrometheusServer, http_get
+from tests.integration.prometheus import (
+    SITUATIONS,
+    PrometheusServer,
+    expand,
+    http_get,
+    label_dict,
+    metric_of,
+    seconds,
+)
 
 DASHBOARD = REPO / "deploy/grafana/popularity-contest.json"
 IMPORTED = "python_popcon_imported_package_total"
@@ -52,9 +71,14 @@ PHASES: list[list[tuple[str, tuple[str, ...]]]] = [
         (NO_HUB, ("alpha",)),
     ],
     [("hub-a", ("alpha",)), ("hub-b", ("delta",))],
+    # Each series after the restart with an empty store either is new or comes back below its
+    # old value: a counter that restarts and comes back at or above its old value before the
+    # window looks like one that kept counting (the documented ambiguity of counters).
+    [("hub-a", ("alpha", "beta")), ("hub-b", ("delta",))],
+    [("hub-a", ("alpha",)), ("hub-b", ("gamma",))],
 ]
 # user_imported_package lines sent as raw statsd (the venv has no user site), per phase.
-USER_LINES = [[], [("hub-b", "mylocal"), ("hub-b", "mylocal")], []]
+USER_LINES = [[], [("hub-b", "mylocal"), ("hub-b", "mylocal")], [], [], [("hub-b", "mylocal")]]
 
 Key = tuple[str, str, str]  # (metric, namespace, package or "")
 
@@ -102,6 +126,8 @@ class Scenario:
     dashboard: dict[str, Any]
     begin: float = 0.0  # the first scrape, before anything was sent
     marks: list[float] = field(default_factory=list)  # a scrape after each phase
+    # Per phase, the series the collector exposed during it (the stores it had).
+    exposed: list[Counter[Key]] = field(default_factory=list)
 
     def truth(self, phases: range) -> Counter[Key]:
         total: Counter[Key] = Counter()
@@ -174,6 +200,21 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         )
         run_phase(env, collector, 2, phase_truth(2))
         scenario.marks.append(prometheus.wait_for_scrape(JOB) + 0.01)
+        # Stopped until Prometheus finds it down (its series get staleness markers), then
+        # back with its store: the counters continue.
+        collector.close()
+        prometheus.wait_for_scrape(JOB, health="down")
+        collector = start_collector(
+            statsd_port, http_port, work / "two.sqlite", work / "collector.log"
+        )
+        run_phase(env, collector, 3, scenario.truth(range(2, 4)))
+        scenario.marks.append(prometheus.wait_for_scrape(JOB) + 0.01)
+        # Prometheus stopped while processes report, restarted on its own storage.
+        prometheus.close()
+        run_phase(env, collector, 4, scenario.truth(range(2, 5)))
+        prometheus = PrometheusServer(binary, work / "prometheus", {JOB: f"127.0.0.1:{http_port}"})
+        scenario.prometheus = prometheus
+        scenario.marks.append(prometheus.wait_for_scrape(JOB, after=0) + 0.01)
         yield scenario
     finally:
         collector.close()
@@ -205,7 +246,7 @@ def substitute(expr: str, namespaces: tuple[str, ...] | None, **variables: str) 
         value = grafana_escape(namespaces[0])
     else:
         value = "(" + "|".join(grafana_escape(n) for n in namespaces) + ")"
-    expr = expr.replace("$namespace", value)
+    expr = expr.replace("$hub", value)
     for name, text in variables.items():
         expr = expr.replace(f"${name}", text)
     assert "$" not in expr, expr
@@ -287,13 +328,59 @@ def test_tables_count_only_the_range_including_packages_first_seen_in_it(
         assert got == pytest.approx(expected), title
 
 
-@pytest.mark.parametrize("first_phase", [0, 2], ids=["from-the-beginning", "restart-only"])
-def test_tables_never_inflate_or_go_negative_across_a_reset(
-    scenario: Scenario, first_phase: int
+def assert_rows(title: str, got: dict[str, float], expected: dict[str, float]) -> None:
+    """Equal, except that a row counting 0 may be absent (none of its series had a sample)."""
+    assert set(got) <= set(expected), (title, got, expected)
+    assert got == pytest.approx({k: v for k, v in expected.items() if v or k in got}), title
+
+
+# (first phase counted, last phase): windows from the scrape before the first phase (or from
+# the beginning) to the scrape after the last one.
+ACROSS = {
+    "the-reset": (2, 2),  # the collector restarted with an empty store
+    "from-the-beginning-and-the-reset": (0, 2),
+    "stale-and-back-with-the-store": (3, 3),
+    "prometheus-restarted": (4, 4),
+    "both": (3, 4),
+}
+
+
+def span(scenario: Scenario, first: int, last: int) -> tuple[float, float]:
+    start = scenario.begin - 1 if first == 0 else scenario.marks[first - 1]
+    return start, scenario.marks[last]
+
+
+@pytest.mark.parametrize("phases", list(ACROSS.values()), ids=list(ACROSS))
+def test_tables_count_exactly_across_restarts_and_gaps(
+    scenario: Scenario, phases: tuple[int, int]
 ) -> None:
-    start = scenario.begin - 1 if first_phase == 0 else scenario.marks[1]
-    end = scenario.marks[2]
-    truth, known = scenario.truth(range(first_phase, 3)), scenario.truth(range(3))
+    first, last = phases
+    start, end = span(scenario, first, last)
+    truth, known = scenario.truth(range(first, last + 1)), scenario.truth(range(last + 1))
+    for title, expr in panels(scenario.dashboard, instant=True):
+        query = substitute(expr, None, **window(scenario, start, end))
+        got = by_label(scenario.prometheus.query(query, at=end), label_of(title))
+        assert_rows(title, got, expected_panel(title, truth, known, None))
+    top = dict(panels(scenario.dashboard, instant=True))["Top packages"]
+    query = substitute(top, ("hub-b",), **window(scenario, start, end))
+    got = by_label(scenario.prometheus.query(query, at=end), "package")
+    if first <= 2 <= last:
+        assert got["delta"] == 1  # first imported after the restart
+    if first == 0:
+        # Packages nobody imported after the restart keep their whole count.
+        assert got["beta"] == 1
+        assert got["Zeta"] == 1
+    if last == 4:
+        assert got["gamma"] == 1  # imported while Prometheus was down
+
+
+def test_tables_give_a_lower_bound_when_a_counter_passes_its_peak_again(
+    scenario: Scenario,
+) -> None:
+    """The documented limit: hub-b's processes counter reached 2, restarted, reached 3."""
+    start, end = span(scenario, 0, 4)
+    truth, known = scenario.truth(range(5)), scenario.truth(range(5))
+    assert truth[PROCESSES, "hub-b", ""] == 5
     for title, expr in panels(scenario.dashboard, instant=True):
         query = substitute(expr, None, **window(scenario, start, end))
         got = by_label(scenario.prometheus.query(query, at=end), label_of(title))
@@ -304,14 +391,11 @@ def test_tables_never_inflate_or_go_negative_across_a_reset(
                 assert 0 <= value <= 1, (title, row, value)
             else:
                 assert 0 <= value <= expected[row], (title, row, value, expected[row])
-    top = dict(panels(scenario.dashboard, instant=True))["Top packages"]
-    query = substitute(top, ("hub-b",), **window(scenario, start, end))
-    got = by_label(scenario.prometheus.query(query, at=end), "package")
-    assert got["delta"] == 1  # first imported after the restart
-    if first_phase == 0:
-        # Packages nobody imported after the restart keep their whole count.
-        assert got["beta"] == 1
-        assert got["Zeta"] == 1
+    hubs = dict(panels(scenario.dashboard, instant=True))["Processes per hub"]
+    query = substitute(hubs, None, **window(scenario, start, end))
+    got = by_label(scenario.prometheus.query(query, at=end), "namespace")
+    assert got["hub-b"] == 3  # its last value: 2 before the restart are missed
+    assert got["hub-a"] == 7  # below its peak of 4 after the restart: exact
 
 
 def over_time(scenario: Scenario, expr: str, start: float, end: float) -> dict[str, list[float]]:
@@ -338,13 +422,148 @@ def test_over_time_panels_add_up_to_exact_totals(scenario: Scenario) -> None:
         assert sums == expected_panel(title, truth, truth, None), title
 
 
-def test_over_time_panels_never_inflate_across_a_reset(scenario: Scenario) -> None:
-    end = scenario.marks[2]
-    truth = scenario.truth(range(3))
+def test_over_time_panels_add_up_across_restarts_and_gaps(scenario: Scenario) -> None:
+    """Each bar holds at most one reset, with the counter below its peak: the sums are exact."""
+    end = scenario.marks[4]
+    truth = scenario.truth(range(5))
     for title, expr in panels(scenario.dashboard, instant=False):
         series = over_time(scenario, expr, scenario.begin - 1, end)
-        expected = expected_panel(title, truth, truth, None)
-        assert set(series) == set(expected), title
-        for key, values in series.items():
-            assert min(values) >= 0, (title, key)
-            assert sum(values) <= expected[key], (title, key, values)
+        assert all(v >= 0 and v == int(v) for values in series.values() for v in values), title
+        sums = {key: sum(values) for key, values in series.items()}
+        assert sums == expected_panel(title, truth, truth, None), title
+
+
+# --- Known histories: the promtool tables, loaded into a real Prometheus -------------------
+#
+# Each situation of tests/integration/prometheus/counting_test.yaml becomes OpenMetrics history
+# (its hubs renamed "<index>-<hub>" so that the situations stay apart), turned into TSDB blocks
+# by `promtool tsdb create-blocks-from openmetrics` and read by a real Prometheus: gaps of
+# hours cost nothing, and every value is known. Staleness markers cannot be written in
+# OpenMetrics; they are left out (the scraping scenario above produces real ones).
+
+HISTORY_START_AGO = 3 * 86400  # the histories start three days ago, on the hour
+
+
+@dataclass
+class History:
+    prometheus: PrometheusServer
+    start: float  # Unix seconds of every situation's first sample
+
+
+def hub_of(index: int, namespace: str) -> str:
+    return f"{index}-{namespace}"
+
+
+def openmetrics(start: int) -> str:
+    families: dict[str, list[str]] = {}
+    for index, group in enumerate(SITUATIONS.values()):
+        interval = seconds(group["interval"])
+        for series in group["input_series"]:
+            metric = metric_of(series["series"])
+            labels = label_dict(series["series"])
+            labels["namespace"] = hub_of(index, labels["namespace"])
+            text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+            lines = families.setdefault(metric.removesuffix("_total"), [])
+            for i, value in enumerate(expand(series["values"])):
+                if value is not None:
+                    lines.append(f"{metric}{{{text}}} {value:g} {start + i * interval}")
+    out = []
+    for family, lines in families.items():
+        out += [f"# TYPE {family} counter", *lines]
+    return "\n".join([*out, "# EOF", ""])
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
+    binary = require_system("prometheus", "prometheus")
+    promtool = require_system("promtool", "prometheus")
+    work = tmp_path_factory.mktemp("prometheus-history")
+    start = (int(time.time()) - HISTORY_START_AGO) // 3600 * 3600
+    source = work / "history.om"
+    source.write_text(openmetrics(start))
+    data = work / "prometheus" / "data"
+    created = subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    prometheus = PrometheusServer(binary, work / "prometheus", {})
+    try:
+        yield History(prometheus, start)
+    finally:
+        prometheus.close()
+
+
+@pytest.mark.parametrize("name", list(SITUATIONS))
+def test_real_prometheus_counts_each_situation_as_promtool_does(
+    history: History, name: str
+) -> None:
+    index = list(SITUATIONS).index(name)
+    group = SITUATIONS[name]
+    default = metric_of(group["input_series"][0]["series"])
+    for check in group["promql_expr_test"]:
+        hub = re.escape(hub_of(index, "")).replace("\\", "\\\\") + ".*"
+        query = counted(check.get("metric", default), check["window"])
+        query = query.replace("$hub", hub)
+        at = history.start + seconds(check["eval_time"])
+        got = {}
+        for series in history.prometheus.query(query, at=at):
+            labels = dict(series["metric"])
+            labels["namespace"] = labels["namespace"].removeprefix(hub_of(index, ""))
+            got[tuple(sorted(labels.items()))] = float(series["value"][1])
+        expected = {
+            tuple(sorted(label_dict(sample["labels"]).items())): float(sample["value"])
+            for sample in check["exp_samples"]
+        }
+        assert got == expected, (name, check)
+
+
+def test_report_counts_the_issues_gap_as_one_import(history: History) -> None:
+    """`report --prometheus` (PrometheusSource) across a two-hour gap, for a 10-minute window."""
+    index = list(SITUATIONS).index("seen again after a gap longer than the window")
+    hub = hub_of(index, "hub-a")
+    source = PrometheusSource(history.prometheus.url)
+    before = Window(history.start + 110 * 60, history.start + 120 * 60)
+    after = Window(history.start + 120 * 60, history.start + 130 * 60)
+    assert source.packages(before, hub) == {}
+    assert source.packages(after, hub) == {(hub, "numpy"): 1.0}
+    born = list(SITUATIONS).index("born inside the window and restarted in it")
+    hub = hub_of(born, "hub-b")
+    span = Window(history.start, history.start + 600)
+    assert source.processes(span, hub) == {hub: 4.0}
+
+
+# Situations whose windows tile into bars adding up to the whole: not the documented limits,
+# nor a gap longer than the lookback (each bar then starts afresh where the whole does not).
+TILING = [name for name in SITUATIONS if "limit" not in name and "lookback" not in name]
+
+
+@pytest.mark.parametrize("name", TILING)
+def test_bars_add_up_to_the_table_over_known_histories(history: History, name: str) -> None:
+    """The over-time panels' windows (a range query, step = window) sum to the table's count."""
+    index = list(SITUATIONS).index(name)
+    group = SITUATIONS[name]
+    interval = seconds(group["interval"])
+    step = 5 * interval
+    length = max(len(expand(series["values"])) for series in group["input_series"])
+    end = history.start + -(-length * interval // step) * step
+    hub = re.escape(hub_of(index, "")).replace("\\", "\\\\") + ".*"
+    for metric in {metric_of(series["series"]) for series in group["input_series"]}:
+        bars = counted(metric, f"{step}s").replace("$hub", hub)
+        result = history.prometheus.query_range(bars, history.start, end, step)
+        sums = {
+            tuple(sorted(s["metric"].items())): sum(float(v) for _, v in s["values"])
+            for s in result
+        }
+        # One window from a step before the first sample to the last bar's end.
+        whole = counted(metric, f"{end - history.start + step}s").replace("$hub", hub)
+        table = {
+            tuple(sorted(s["metric"].items())): float(s["value"][1])
+            for s in history.prometheus.query(whole, at=end)
+        }
+        assert sums == table, (name, metric)
+        assert table, (name, metric)
+        assert all(value > 0 for value in table.values()), (name, metric)

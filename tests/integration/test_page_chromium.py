@@ -125,10 +125,11 @@ def test_unused_list_for_the_configured_environment(dom: str) -> None:
     assert verdicts["gamma"] == "unused"
     assert verdicts["alpha"] == "used"
     assert verdicts["alpha-core"] == "dependency"
-    assert verdicts["tool"] == "infrastructure"
-    # Below the threshold, rare counts as not imported.
-    assert verdicts["rare"] == "unused"
-    assert "3 removal candidates" in dom
+    assert verdicts["tool"] == "commands"  # no `install site` in this venv
+    # Below the threshold, rare is hidden: kept, never a removal candidate.
+    assert verdicts["rare"] == "hidden"
+    assert "2 removal candidates" in dom
+    assert "hidden is not unused" in dom
 
 
 def test_screenshot_is_kept_as_an_artifact(served: Served) -> None:

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,6 +57,7 @@ def build_env(root: Path) -> Env:
 
     def dist(name: str, package: str, requires: tuple[str, ...] = (), script: bool = False) -> None:
         info = env.add_dist(name, {f"{package}/__init__.py": "VALUE = 1\n"})
+        (info / "INSTALLER").write_text("pip\n")  # as pip writes it: pip may remove it
         if requires:
             with (info / "METADATA").open("a") as metadata:
                 for requirement in requires:
@@ -157,10 +159,15 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def report_json(*args: str) -> list[dict[str, object]]:
+def report_document(*args: str) -> dict[str, Any]:
     done = cli("report", "--format", "json", *args)
     assert done.returncode == 0, done.stderr
-    rows: list[dict[str, object]] = json.loads(done.stdout)
+    document: dict[str, Any] = json.loads(done.stdout)
+    return document
+
+
+def report_json(*args: str) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = report_document(*args)["rows"]
     return rows
 
 
@@ -206,6 +213,32 @@ def test_report_limit_and_csv(scenario: Scenario) -> None:
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     assert [(r["package"], r["count"]) for r in rows] == [("alpha", "4"), ("beta", "2")]
     assert float(rows[0]["share"]) == round(4 / 7, 6)
+    # The denominator and the window travel with every row: no comment lines.
+    assert {r["processes"] for r in rows} == {"7"}
+    assert len({(r["window_start"], r["window_end"]) for r in rows}) == 1
+    assert rows[0]["window_end"].endswith("Z")
+
+
+def test_report_json_carries_window_and_processes(scenario: Scenario) -> None:
+    document = report_document(
+        "--db", str(scenario.db), "--start", "2000-01-01", "--by", "namespace"
+    )
+    assert document["window"]["start"] == "2000-01-01T00:00:00Z"
+    assert document["processes"] == len(PROCESSES)
+    assert document["processes_per_hub"] == {"": 1, "hub-a": 4, "hub-b": 2}
+    for row in document["rows"]:
+        assert row["share"] == round(
+            row["count"] / document["processes_per_hub"][row["namespace"]], 6
+        )
+
+
+def test_report_limit_zero_does_not_claim_nothing_was_reported(scenario: Scenario) -> None:
+    done = cli("report", "--db", str(scenario.db), "--limit", "0")
+    assert done.returncode == 0, done.stderr
+    assert "no package reported" not in done.stdout
+    assert "4 package rows; --limit 0 shows none" in done.stdout
+    done = cli("report", "--db", str(scenario.db), "--min-processes", "50")
+    assert done.stdout.splitlines()[-1] == "no package reported by at least 50 processes"
 
 
 def test_report_table_is_aligned_for_people(scenario: Scenario) -> None:
@@ -225,6 +258,8 @@ def test_report_window_without_data_is_empty(scenario: Scenario) -> None:
         "--db", str(scenario.db), "--start", "2001-01-01", "--end", "2001-02-01T00:00:00Z"
     )
     assert rows == []
+    done = cli("report", "--db", str(scenario.db), "--start", "2001-01-01", "--end", "2001-02-01")
+    assert done.stdout.splitlines()[-1] == "no package reported in this window"
 
 
 @pytest.mark.parametrize(
@@ -247,10 +282,16 @@ def test_report_expected_failures_print_one_line(
 
 
 # --- unused ----------------------------------------------------------------------------------
-def unused_json(scenario: Scenario, *args: str) -> dict[str, dict[str, object]]:
+def unused_document(scenario: Scenario, *args: str) -> dict[str, Any]:
     done = cli("unused", "--db", str(scenario.db), "--format", "json", *args)
     assert done.returncode == 0, done.stderr
-    return {row["distribution"]: row for row in json.loads(done.stdout)}
+    document: dict[str, Any] = json.loads(done.stdout)
+    return document
+
+
+def unused_json(scenario: Scenario, *args: str) -> dict[str, dict[str, Any]]:
+    rows = unused_document(scenario, *args)["distributions"]
+    return {row["distribution"]: row for row in rows}
 
 
 def test_unused_gives_a_verdict_for_each_distribution(scenario: Scenario) -> None:
@@ -265,22 +306,29 @@ def test_unused_gives_a_verdict_for_each_distribution(scenario: Scenario) -> Non
         "alpha-base": "dependency",  # required by alpha-core: transitively
         "alpha-extra": "unused",  # only for alpha's optional extra
         "gamma": "unused",
-        "tool": "infrastructure",  # provides a console script
-        "tool-lib": "infrastructure",  # required by tool
+        # No `install site` in this venv: running `tool` would not be observed.
+        "tool": "commands",
+        "tool-lib": "commands",  # required by tool
         "srv-ext": "infrastructure",  # enabled Jupyter server extension
         "lab-theme": "infrastructure",  # ships a JupyterLab extension
     }
     assert rows["lab-theme"]["packages"] == []
-    assert rows["alpha"]["imports"] == 4
+    assert rows["alpha"]["processes"] == 4
+    assert rows["alpha"]["processes_exact"] is True
     assert rows["python-delta"]["packages"] == ["delta"]
     assert rows["alpha-core"]["required_by"] == ["alpha"]
-    assert rows["gamma"]["imports"] == 0
+    assert rows["gamma"]["processes"] == 0
+    assert rows["gamma"]["manager"] == "pip"
+    assert rows["lab-theme"]["manager"] == "envkit"  # INSTALLER says who
+    assert rows["tool"]["reason"].startswith("provides commands (tool)")
 
 
 def test_unused_requirements_lists_removal_candidates(scenario: Scenario) -> None:
     done = cli("unused", "--db", str(scenario.db), "--prefix", str(scenario.env.root))
     assert done.returncode == 0, done.stderr
-    assert "2 removal candidates" in done.stdout
+    assert "2 unused, 2 removal candidates for pip" in done.stdout
+    assert "activation here: none" in done.stdout
+    assert "no activation file" in done.stderr
     done = cli(
         "unused",
         "--db",
@@ -298,9 +346,26 @@ def test_unused_per_hub_and_with_threshold(scenario: Scenario) -> None:
     rows = unused_json(scenario, "--python", str(scenario.env.python), "--namespace", "hub-b")
     assert {n for n, r in rows.items() if r["verdict"] == "used"} == {"alpha", "beta"}
     assert rows["python-delta"]["verdict"] == "unused"
-    rows = unused_json(scenario, "--python", str(scenario.env.python), "--min-processes", "2")
-    assert rows["rare"]["verdict"] == "unused"
-    assert rows["rare"]["imports"] == 0
+    document = unused_document(
+        scenario, "--python", str(scenario.env.python), "--min-processes", "2"
+    )
+    rows = {row["distribution"]: row for row in document["distributions"]}
+    # Imported by one process: below the threshold, hidden, and hidden is not unused.
+    assert rows["rare"]["verdict"] == "hidden"
+    assert rows["rare"]["processes"] is None
+    assert document["min_processes"] == 2
+    done = cli(
+        "unused",
+        "--db",
+        str(scenario.db),
+        "--python",
+        str(scenario.env.python),
+        "--min-processes",
+        "2",
+        "--format",
+        "requirements",
+    )
+    assert done.stdout.splitlines() == ["alpha-extra==1.0", "gamma==1.0"]
 
 
 def test_unused_bad_interpreter_prints_one_line(scenario: Scenario, tmp_path: Path) -> None:

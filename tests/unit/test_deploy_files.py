@@ -140,6 +140,8 @@ def test_each_metric_keeps_one_label_set_across_rules(mapper: Mapper) -> None:
         PROCESSES: {frozenset({"namespace"})},
         LIBRARY: {frozenset({"namespace", "distribution"})},
         CHECK: {frozenset({"namespace"})},
+        names.DIRECTLY_IMPORTED_PACKAGE: {frozenset({"namespace", "package"})},
+        names.DIRECTLY_IMPORTED_USER_PACKAGE: {frozenset({"namespace", "package"})},
     }
 
 
@@ -397,8 +399,15 @@ def test_dockerfile_installs_the_package_and_the_ipython_startup_file() -> None:
     run = re.search(r"^RUN (.*?)(?<!\\)$", text, re.MULTILINE | re.DOTALL)
     assert run is not None
     commands = [c.strip() for c in run.group(1).replace("\\\n", " ").split("&&")]
-    assert commands[0].split()[-1] == "popularity-contest"
-    assert commands[1] == "popularity-contest install ipython"
+    # The checkout's wheel (from the bind-mounted dist/), never 0.4.1 from PyPI by name;
+    # tests/integration/test_container_steps.py runs these lines.
+    assert commands[0].split()[:3] == [
+        "--mount=type=bind,source=dist,target=/tmp/dist",
+        "set",
+        "--",
+    ]
+    assert commands[2] == 'python -m pip install --no-cache-dir "$1"'
+    assert commands[3] == "popularity-contest install ipython"
 
 
 # --- Grafana ------------------------------------------------------------------------------------
@@ -449,20 +458,21 @@ def dashboard() -> dict[str, Any]:
 def test_dashboard_has_no_hard_coded_datasource(dashboard: dict[str, Any]) -> None:
     text = json.dumps(dashboard)
     uids = set(re.findall(r'"uid": "([^"]*)"', text)) - {dashboard["uid"]}
-    assert uids == {"${datasource}"}
+    assert uids == {"${PROMETHEUS_DS}"}
     assert "__inputs" not in dashboard
     for panel in dashboard["panels"]:
-        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${PROMETHEUS_DS}"}
         for target in panel["targets"]:
             assert target["datasource"] == panel["datasource"]
 
 
 def test_dashboard_variables(dashboard: dict[str, Any]) -> None:
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
-    assert set(variables) == {"datasource", "namespace"}
-    assert variables["datasource"]["type"] == "datasource"
-    assert variables["datasource"]["query"] == "prometheus"
-    hub = variables["namespace"]
+    # The names of jupyterhub/grafana-dashboards' variables, so links between them work.
+    assert set(variables) == {"PROMETHEUS_DS", "hub"}
+    assert variables["PROMETHEUS_DS"]["type"] == "datasource"
+    assert variables["PROMETHEUS_DS"]["query"] == "prometheus"
+    hub = variables["hub"]
     assert hub["type"] == "query"
     assert hub["multi"] is True
     assert hub["includeAll"] is True
@@ -478,7 +488,7 @@ def test_dashboard_panels_and_their_queries(dashboard: dict[str, Any]) -> None:
         (target,) = panel["targets"]
         expr = target["expr"]
         assert expr.count("(") == expr.count(")")
-        assert 'namespace=~"$namespace"' in expr
+        assert 'namespace=~"$hub"' in expr
         assert "increase(" not in expr  # it misses the first count of a new series
         window = "$__range" if target["instant"] else "$__interval"
         assert window in expr

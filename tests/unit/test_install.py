@@ -296,9 +296,9 @@ def test_check_fails_fast_when_resolution_hangs(monkeypatch: pytest.MonkeyPatch)
     finally:
         release.set()
     assert time.monotonic() - started < 2.0
-    assert result["healthy"] is False
-    assert result["test_counter"]["sent"] is False
-    assert any("cannot resolve collector.example" in p for p in result["problems"])
+    assert result.healthy is False
+    assert result.test_counter.sent is False
+    assert any("cannot resolve collector.example" in p for p in result.problems)
 
 
 @pytest.mark.parametrize(
@@ -316,9 +316,9 @@ def test_check_sends_nothing_when_misconfigured_or_disabled(
         raise AssertionError("resolved although reporting is off")
 
     result = check.gather(None, 0.5, env, must_not_resolve)
-    assert result["healthy"] is False
-    assert result["test_counter"]["sent"] is False
-    assert result["problems"][0].startswith(problem)
+    assert result.healthy is False
+    assert result.test_counter.sent is False
+    assert result.problems[0].startswith(problem)
     assert "NOT healthy" in check.render(result)
 
 
@@ -348,14 +348,14 @@ def test_would_report_lists_only_counted_packages(tmp_path: Path) -> None:
     sites = {str(site): "site"}
     cfg = check.config.reporter_config({"PYTHON_POPCONTEST_STATSD_PREFIX": "a.b.imported"})
     assert check.would_report(cfg, modules, sites) == [
-        {"package": "probe", "kind": "site", "distribution": "probe", "name": "a.b.imported.probe"}
+        check.Report(package="probe", kind="site", distribution="probe", name="a.b.imported.probe")
     ]
-    assert check.would_report(cfg, modules, {str(site): "user"})[0]["name"] == (
+    assert check.would_report(cfg, modules, {str(site): "user"})[0].name == (
         "a.b.user_imported_package.probe"
     )
 
 
-MAPPED, LINES = check.EVIDENCE
+MAPPED, LINES, EXPORTER_LINES = check.EVIDENCE
 
 
 @pytest.mark.parametrize(
@@ -374,3 +374,82 @@ def test_collector_evidence(
     before: dict[str, float | None], after: dict[str, float | None], evidence: str | None
 ) -> None:
     assert check.received(before, after) == evidence
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        (
+            "# TYPE popcon_collector_lines_received_total counter\n",
+            check.Endpoint.POPULARITY_CONTEST,
+        ),
+        ("statsd_exporter_lines_total 4\n", check.Endpoint.STATSD_EXPORTER),
+        ("# TYPE node_cpu_seconds_total counter\nnode_cpu_seconds_total 1\n", check.Endpoint.OTHER),
+        ("", check.Endpoint.OTHER),
+        ("<html>not metrics</html>", check.Endpoint.OTHER),
+    ],
+)
+def test_endpoint_is_judged_by_its_metric_names(text: str, kind: check.Endpoint) -> None:
+    assert check.Endpoint.of(text) is kind
+
+
+def test_check_json_keeps_its_keys() -> None:
+    result = check.gather(None, 0.5, {"PYTHON_POPCONTEST_DISABLE": "1"})
+    doc = json.loads(json.dumps(result.as_dict()))
+    assert set(doc) == {
+        "config",
+        "python",
+        "prefix",
+        "environment",
+        "activation",
+        "would_report",
+        "processes_counter",
+        "test_counter",
+        "resolve",
+        "collector",
+        "healthy",
+        "problems",
+        "warnings",
+    }
+    assert set(doc["activation"]) == {"ipython", "site", "active_in_this_process"}
+    assert set(doc["config"]) == {"host", "port", "prefix", "eager", "disabled", "problem"}
+    assert doc["healthy"] is False
+    assert doc["environment"]["here"] is True
+
+
+@pytest.mark.parametrize("method", install.METHODS)
+def test_install_refuses_to_replace_a_symbolic_link(tmp_path: Path, method: str) -> None:
+    prefix = fake_env(tmp_path / "env")
+    target = install.locate(prefix).target(method)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    victim = tmp_path / "victim"
+    for text in ("precious\n", install.content(method)):  # even when the text is the same
+        victim.write_text(text)
+        target.symlink_to(victim)
+        with pytest.raises(install.InstallError, match="symbolic link"):
+            install.install(method, prefix)
+        assert victim.read_text() == text
+        assert target.is_symlink()
+        target.unlink()
+
+
+def test_install_never_follows_a_planted_temporary_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The old temporary name was predictable (.<name>.<pid>.tmp): a link planted there by
+    # someone who can write to site-packages must not redirect root's write.
+    import os
+
+    prefix = fake_env(tmp_path / "env")
+    target = install.locate(prefix).target("site")
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    planted = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    planted.symlink_to(victim)
+    assert install.install("site", prefix).action == "created"
+    assert victim.read_text() == "precious\n"
+    assert target.read_text() == install.content("site")
+    assert not target.is_symlink()
+    assert oct(target.stat().st_mode & 0o777) == oct(0o644)
+    leftovers = sorted(p.name for p in target.parent.iterdir())
+    assert leftovers == sorted([target.name, planted.name])  # ours cleaned, theirs untouched

@@ -118,18 +118,26 @@ def test_local_installs_count_when_asked(site: Path) -> None:
     assert found[0] == packages.USER
 
 
-def test_modules_that_explode_or_lie_are_skipped(site: Path) -> None:
+def test_modules_that_explode_or_lie_are_skipped_without_running_their_hooks(site: Path) -> None:
+    touched: list[str] = []
+
     class Exploding(types.ModuleType):
         def __getattribute__(self, name: str) -> object:
+            touched.append(name)
+            raise RuntimeError(name)
+
+        def __getattr__(self, name: str) -> object:
+            touched.append(name)
             raise RuntimeError(name)
 
     classifier = packages.Classifier(sites={str(site): packages.SITE})
     liar = types.ModuleType("liar")
     liar.__spec__ = "not a spec"  # type: ignore[assignment]
     liar.__file__ = 12  # type: ignore[assignment]
-    with pytest.raises(RuntimeError):
-        classifier.classify("boom", {"boom": Exploding("boom")})
+    assert classifier.classify("boom", {"boom": Exploding("boom")}) is None
+    assert touched == []  # only the module's own __dict__ was read
     assert classifier.classify("liar", {"liar": liar}) is None
+    assert classifier.classify("odd", {"odd": 42}) is None
 
 
 def test_used_packages_from_two_module_sets() -> None:

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -14,12 +13,10 @@ from hypothesis import strategies as st
 
 from popularity_contest.answers import sources
 from popularity_contest.answers.formats import table
+from popularity_contest.answers.promql import promql
 from popularity_contest.answers.ranking import Row, top_packages
-from popularity_contest.answers.sources import promql
-from popularity_contest.answers.unused import Installed, interpreter, judge
 from popularity_contest.answers.window import Window, parse_age, parse_time, window
 from popularity_contest.commands.report import render
-from popularity_contest.commands.unused import render as render_unused
 
 PACKAGES = {
     ("hub-a", "numpy"): 3.0,
@@ -39,7 +36,7 @@ def test_parse_age(text: str, seconds: float) -> None:
     assert parse_age(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "30", "d", "-3d", "0d", "3y", "3 days", "1e3s"])
+@pytest.mark.parametrize("text", ["", "30", "d", "-3d", "0d", "3 days", "1e3s"])
 def test_parse_age_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="not an age"):
         parse_age(text)
@@ -124,19 +121,77 @@ def test_share_is_none_without_processes_and_zero_counts_are_dropped() -> None:
 SPAN = Window(0, 86400)
 
 
-def test_render_json_and_csv_carry_namespace_only_when_grouped() -> None:
+def test_render_json_carries_window_and_denominator() -> None:
     rows = top_packages(PACKAGES, PROCESSES, by_namespace=True)
-    document = json.loads(render(rows, "json", by_namespace=True, span=SPAN, processes=PROCESSES))
-    assert document[1] == {"namespace": "hub-a", "package": "numpy", "count": 3, "share": 0.75}
+    document = json.loads(
+        render(rows, "json", by_namespace=True, span=SPAN, processes=PROCESSES, min_processes=1)
+    )
+    assert document["window"] == {"start": "1970-01-01T00:00:00Z", "end": "1970-01-02T00:00:00Z"}
+    assert document["processes"] == 8
+    assert document["processes_per_hub"] == {"": 2, "hub-a": 4, "hub-b": 2}
+    assert document["min_processes"] == 1
+    assert document["rows"][1] == {
+        "namespace": "hub-a",
+        "package": "numpy",
+        "count": 3,
+        "share": 0.75,
+    }
     flat = json.loads(
         render(
             top_packages(PACKAGES, PROCESSES), "json", by_namespace=False, span=SPAN, processes={}
         )
     )
-    assert set(flat[0]) == {"package", "count", "share"}
+    assert set(flat["rows"][0]) == {"package", "count", "share"}
+    assert flat["processes"] == 0
+
+
+def test_render_csv_carries_window_and_each_rows_denominator() -> None:
+    rows = top_packages(PACKAGES, PROCESSES, by_namespace=True)
     text = render(rows, "csv", by_namespace=True, span=SPAN, processes=PROCESSES)
     parsed = list(csv.DictReader(io.StringIO(text)))
-    assert parsed[0] == {"namespace": "", "package": "numpy", "count": "1", "share": "0.5"}
+    assert parsed[0] == {
+        "namespace": "",
+        "package": "numpy",
+        "count": "1",
+        "share": "0.5",
+        "processes": "2",
+        "window_start": "1970-01-01T00:00:00Z",
+        "window_end": "1970-01-02T00:00:00Z",
+    }
+    hub_a = [r for r in parsed if r["namespace"] == "hub-a"]
+    assert {r["processes"] for r in hub_a} == {"4"}
+    # In total, every row's share is of all processes.
+    total = render(
+        top_packages(PACKAGES, PROCESSES), "csv", by_namespace=False, span=SPAN, processes=PROCESSES
+    )
+    for row in csv.DictReader(io.StringIO(total)):
+        assert row["processes"] == "8"
+        assert float(row["share"]) == round(int(row["count"]) / 8, 6)
+    assert not any(line.startswith("#") for line in total.splitlines())
+
+
+def test_render_table_says_why_no_row_is_shown() -> None:
+    rows = top_packages(PACKAGES, PROCESSES, limit=0)
+    text = render(
+        rows, "table", by_namespace=False, span=SPAN, processes=PROCESSES, shown_before_limit=3
+    )
+    assert "no package reported" not in text
+    assert "3 package rows; --limit 0 shows none" in text
+    limited = render(
+        top_packages(PACKAGES, PROCESSES, limit=1),
+        "table",
+        by_namespace=False,
+        span=SPAN,
+        processes=PROCESSES,
+        shown_before_limit=3,
+    )
+    assert limited.splitlines()[-1] == "(2 more rows; raise --limit to see them)"
+    hidden = render(
+        [], "table", by_namespace=False, span=SPAN, processes=PROCESSES, min_processes=9
+    )
+    assert hidden.splitlines()[-1] == "no package reported by at least 9 processes"
+    empty = render([], "table", by_namespace=False, span=SPAN, processes={})
+    assert empty.splitlines()[-1] == "no package reported in this window"
 
 
 def test_render_table_names_the_no_hub_namespace() -> None:
@@ -144,8 +199,6 @@ def test_render_table_names_the_no_hub_namespace() -> None:
     text = render(rows, "table", by_namespace=True, span=SPAN, processes=PROCESSES)
     assert "1970-01-01T00:00:00Z .. 1970-01-02T00:00:00Z: 8 processes reported" in text
     assert text.splitlines()[3].split() == ["(no", "hub)", "numpy", "1", "50.0%"]
-    empty = render([], "table", by_namespace=False, span=SPAN, processes={})
-    assert "no package reported" in empty
 
 
 def test_table_aligns_columns() -> None:
@@ -172,81 +225,3 @@ def test_promql_substitutes_grafana_variables() -> None:
 def test_prometheus_url_must_be_http() -> None:
     with pytest.raises(sources.SourceError, match="http"):
         sources.PrometheusSource("127.0.0.1:9090")
-
-
-# --- unused: verdicts -----------------------------------------------------------------------
-def dist(name: str, *requires: str, packages: tuple[str, ...] = (), **flags: bool) -> Installed:
-    return Installed(
-        name, "1.0", list(packages or (name.replace("-", "_"),)), list(requires), **flags
-    )
-
-
-INSTALLED = [
-    dist("app", "lib-a"),
-    dist("lib-a", "lib-b"),
-    dist("lib-b"),
-    dist("orphan", "orphan-dep"),
-    dist("orphan-dep"),
-    dist("cli", "cli-dep", scripts=True),
-    dist("cli-dep", "lib-b"),
-    dist("ipykernel", "comm"),
-    dist("comm"),
-    dist("labext", jupyter_extension=True),
-    dist("python-dateutil", packages=("dateutil",)),
-]
-
-
-def test_verdicts_follow_the_documented_rules() -> None:
-    verdicts = {v.distribution: v for v in judge(INSTALLED, {"app": 2.0, "dateutil": 1.0})}
-    assert {name: v.verdict for name, v in verdicts.items()} == {
-        "app": "used",
-        "python-dateutil": "used",
-        "lib-a": "dependency",
-        "lib-b": "infrastructure",  # needed by cli as well as by app: infrastructure wins
-        "orphan": "unused",
-        "orphan-dep": "unused",  # required only by an unused distribution
-        "cli": "infrastructure",
-        "cli-dep": "infrastructure",
-        "ipykernel": "infrastructure",
-        "comm": "infrastructure",
-        "labext": "infrastructure",
-    }
-    assert verdicts["lib-a"].reason == "required by app"
-    assert verdicts["lib-b"].required_by == ["cli-dep", "lib-a"]
-    assert verdicts["orphan-dep"].required_by == ["orphan"]
-    assert verdicts["app"].imports == 2.0
-
-
-def test_an_imported_distribution_is_used_even_if_infrastructure() -> None:
-    verdicts = {v.distribution: v.verdict for v in judge(INSTALLED, {"cli": 1.0, "comm": 3.0})}
-    assert verdicts["cli"] == "used"
-    assert verdicts["comm"] == "used"
-
-
-def test_requirement_cycles_terminate() -> None:
-    cyclic = [dist("a", "b"), dist("b", "a"), dist("c", "c")]
-    verdicts = {v.distribution: v.verdict for v in judge(cyclic, {"a": 1.0})}
-    assert verdicts == {"a": "used", "b": "dependency", "c": "unused"}
-
-
-def test_unused_requirements_format_lists_only_candidates() -> None:
-    verdicts = judge(INSTALLED, {"app": 1.0})
-    text = render_unused(verdicts, "requirements", span=SPAN, python="py", hub="all")
-    assert text.splitlines() == ["orphan==1.0", "orphan-dep==1.0", "python-dateutil==1.0"]
-    rows = list(
-        csv.DictReader(io.StringIO(render_unused(verdicts, "csv", span=SPAN, python="py", hub="")))
-    )
-    lib_b = next(row for row in rows if row["distribution"] == "lib-b")
-    assert lib_b["required_by"] == "cli-dep lib-a"
-    assert lib_b["packages"] == "lib_b"
-    document = json.loads(render_unused(verdicts, "json", span=SPAN, python="py", hub="all"))
-    assert {"distribution", "packages", "imports", "verdict"} <= set(document[0])
-    assert document[0]["verdict"] == "used"
-
-
-def test_interpreter_from_prefix(tmp_path: Path) -> None:
-    assert interpreter("/x/python", None) == "/x/python"
-    root = tmp_path
-    (root / "bin").mkdir()
-    (root / "bin" / "python").write_text("")
-    assert interpreter(None, str(root)) == str(root / "bin" / "python")

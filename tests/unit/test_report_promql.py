@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
-from popularity_contest.answers.sources import PROMQL, counted
+from popularity_contest.answers.promql import LOOKBACK, PROMQL, counted
 from tests.envkit import REPO
 
 DASHBOARD = REPO / "deploy/grafana/popularity-contest.json"
@@ -44,3 +45,20 @@ def test_package_panels_count_each_series_like_report(
     expressions: dict[str, str], title: str
 ) -> None:
     assert counted(IMPORTED, "$__range") in expressions[title]
+
+
+@pytest.mark.parametrize("title", ["Packages over time", "Processes reported per hub"])
+def test_over_time_panels_count_each_interval_the_same_way(
+    expressions: dict[str, str], title: str
+) -> None:
+    metric = IMPORTED if "Packages" in title else PROCESSES
+    assert counted(metric, "$__interval") in expressions[title]
+
+
+def test_the_sample_before_a_window_is_looked_up_within_the_documented_lookback() -> None:
+    expression = counted(IMPORTED, "10m", "3h")
+    assert "[3h] offset 10m" in expression
+    # Never an instant selector (its 5m lookback would turn a longer gap into a new series).
+    assert re.findall(r"[\]}] offset", expression) == ["] offset"] * expression.count("offset")
+    assert counted(IMPORTED, "10m") == counted(IMPORTED, "10m", LOOKBACK)
+    assert all(f"[{LOOKBACK}] offset" in query for query in PROMQL.values())

@@ -47,12 +47,22 @@ PLOTLY_PATH = "/static/plotly.min.js"
 TEMPLATES = Path(__file__).with_name("templates")
 SERVICE_PREFIX = "JUPYTERHUB_SERVICE_PREFIX"  # set by JupyterHub for a managed service
 UNUSED_CACHE_SECONDS = 300.0
-PAGE_ORDER = ("unused", "dependency", "used", "infrastructure")  # candidates first
+# Candidates first; the rest as answers.unused.VERDICTS names them.
+PAGE_ORDER = (
+    "unused",
+    "hidden",
+    "dependency",
+    "used",
+    "commands",
+    "startup",
+    "local",
+    "infrastructure",
+)
 
 #: (status, content type, body)
 Reply = tuple[int, str, bytes]
 
-_unused_cache: dict[str, tuple[float, list[unused.Installed] | str]] = {}
+_unused_cache: dict[str, tuple[float, unused.Environment | str]] = {}
 _unused_lock = threading.Lock()
 
 
@@ -128,13 +138,23 @@ def _script_json(document: object) -> str:
 
 
 def _unused(
-    environment: str, packages: Mapping[tuple[str, str], float], now: float
+    environment: str,
+    packages: Mapping[tuple[str, str], float],
+    now: float,
+    *,
+    min_processes: int | None = None,
+    span: Window | None = None,
+    library_used: Mapping[tuple[str, str], float] | None = None,
 ) -> list[unused.Verdict] | str:
-    """Verdicts for ``environment`` (its listing cached for a few minutes), or an error text."""
+    """Verdicts for ``environment`` (its listing cached for a few minutes), or an error text.
+
+    ``packages``: every count, before the privacy threshold (``judge`` applies it: a
+    distribution imported below it is ``hidden``, never a removal candidate).
+    """
     with _unused_lock:
         cached = _unused_cache.get(environment)
         if cached is None or now - cached[0] > UNUSED_CACHE_SECONDS:
-            listing: list[unused.Installed] | str
+            listing: unused.Environment | str
             try:
                 listing = unused.inspect(environment)
             except unused.InspectError as error:
@@ -143,7 +163,13 @@ def _unused(
     listing = cached[1]
     if isinstance(listing, str):
         return listing
-    return unused.judge(listing, unused.imports_per_package(packages))
+    return unused.judge(
+        listing,
+        unused.imports_per_package(packages),
+        min_processes=min_processes,
+        span=span,
+        library_used=unused.imports_per_package(library_used or {}),
+    )
 
 
 def render(
@@ -245,9 +271,12 @@ def context(
             (
                 "chart-periods",
                 {
+                    # One line per package: adding packages' counts up would not count
+                    # processes (a process importing two packages would count twice).
                     "data": [
                         {
-                            "type": "bar",
+                            "type": "scatter",
+                            "mode": "lines+markers",
                             "name": chart_text(package),
                             "x": [_period_label(p, aggregate) for p in periods],
                             "y": list(grid[package].values()),
@@ -256,9 +285,8 @@ def context(
                     ],
                     "layout": {
                         "title": {"text": f"Top {len(stacked)} packages per {aggregate}"},
-                        "barmode": "stack",
                         "xaxis": {"type": "category"},
-                        "yaxis": {"title": {"text": "processes"}},
+                        "yaxis": {"title": {"text": "processes that imported it"}},
                         "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
                         "height": 380,
                     },
@@ -337,25 +365,40 @@ def context(
         "script_json": _script_json,
     }
     if environment:
-        # Aggregated over the hubs shown, after the privacy threshold.
-        verdicts = _unused(environment, {("", r.package): r.count for r in total_rows}, now)
+        # Aggregated over the hubs shown; below the privacy threshold means `hidden`.
+        verdicts = _unused(
+            environment,
+            packages,
+            now,
+            min_processes=min_processes,
+            span=span,
+            library_used=source.distributions(span, hub),
+        )
         if isinstance(verdicts, str):
             values["unused_problem"] = verdicts
         else:
             verdicts = sorted(verdicts, key=lambda v: PAGE_ORDER.index(v.verdict))
-            values["candidates"] = sum(1 for v in verdicts if v.verdict == "unused")
+            values["candidates"] = sum(1 for v in verdicts if v.candidate)
             values["verdicts"] = [
                 {
                     "verdict": v.verdict,
                     "distribution": v.distribution,
                     "version": v.version,
-                    "imports": _num(v.imports),
+                    "processes": _processes(v),
+                    "manager": v.manager,
                     "packages": " ".join(v.packages),
                     "reason": v.reason,
                 }
                 for v in verdicts
             ]
     return values
+
+
+def _processes(verdict: unused.Verdict) -> str:
+    if verdict.processes is None:
+        return "-"  # hidden by the privacy threshold
+    text = _num(verdict.processes)
+    return text if verdict.exact or verdict.processes == 0 else "\u2265" + text
 
 
 def _period_label(period: datetime, aggregate: str) -> str:
@@ -386,7 +429,7 @@ table { border-collapse: collapse; background: #fff; width: 100%;
 th, td { text-align: left; padding: 5px 10px; border-bottom: 1px solid #e3e6ea; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 tr.unused td { background: #fff4e5; }
-tr.infrastructure td, tr.dependency td { color: #666; }
+tr.infrastructure td, tr.dependency td, tr.hidden td { color: #666; }
 footer { margin-top: 30px; color: #777; font-size: .9em; }
 footer a { margin-left: 8px; }
 """

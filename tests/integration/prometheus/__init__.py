@@ -1,14 +1,19 @@
-"""A real Prometheus server for tests: started on 127.0.0.1 with a temporary config and store.
+"""A real Prometheus server for tests, and the counting tables both it and promtool evaluate.
 
 ``PrometheusServer`` writes a config that scrapes the given targets every second, starts the
 ``prometheus`` binary (Debian package ``prometheus``), waits for ``/-/ready``, and answers
 PromQL through the HTTP API (``query`` and ``query_range``), so the dashboard's expressions
 are checked by the real query engine rather than by a re-implementation.
+
+``SITUATIONS`` are the test groups of counting_test.yaml (``promtool test rules`` input for
+``popularity_contest.answers.promql.counted``), read here so that a real Prometheus can be
+loaded with the same histories (``openmetrics``) and asked the same questions.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 import urllib.error
@@ -18,9 +23,55 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tests.collectorkit import free_port, stop_process, wait_until
 
 SCRAPE_INTERVAL = 1.0
+
+COUNTING_TESTS = Path(__file__).with_name("counting_test.yaml")
+COUNTING: dict[str, Any] = yaml.safe_load(COUNTING_TESTS.read_text())
+SITUATIONS: dict[str, dict[str, Any]] = {group["name"]: group for group in COUNTING["tests"]}
+_DURATION = re.compile(r"(\d+)([smhd])")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def seconds(duration: str) -> int:
+    """``20m30s`` -> 1230 (the PromQL durations the tables use)."""
+    assert _DURATION.sub("", duration) == "", duration
+    return sum(int(n) * _SECONDS[unit] for n, unit in _DURATION.findall(duration))
+
+
+def expand(values: str) -> list[float | None]:
+    """promtool's series notation; ``None`` is no sample (``_``) or a staleness marker."""
+    samples: list[float | None] = []
+    for token in values.split():
+        if token in {"_", "stale"}:
+            samples.append(None)
+        elif match := re.fullmatch(r"_x(\d+)", token):
+            samples.extend([None] * int(match.group(1)))
+        elif match := re.fullmatch(r"(\d+)(?:([+-])(\d+))?x(\d+)", token):
+            start, sign, step, times = match.groups()
+            delta = int(step or 0) * (-1 if sign == "-" else 1)
+            samples.extend(float(int(start) + i * delta) for i in range(int(times) + 1))
+        else:
+            samples.append(float(token))
+    return samples
+
+
+def metric_of(series: str) -> str:
+    return series.split("{", 1)[0]
+
+
+def labels_of(series: str) -> str:
+    """``name{a="x", b="y"}`` -> ``{a="x", b="y"}``, promtool's form of the result's labels."""
+    return "{" + series.split("{", 1)[1]
+
+
+def label_dict(labels: str) -> dict[str, str]:
+    """``{a="x", b="y"}`` (or ``name{...}``) -> ``{"a": "x", "b": "y"}``."""
+    return dict(_LABEL.findall(labels))
 
 
 def http_get(url: str, timeout: float = 5) -> bytes:
@@ -97,10 +148,14 @@ class PrometheusServer:
         result: list[dict[str, Any]] = data["result"]
         return result
 
-    def scraped_after(self, job: str, moment: float) -> float | None:
-        """The time of ``job``'s last successful scrape if it started after ``moment``."""
+    def scraped_after(self, job: str, moment: float, health: str = "up") -> float | None:
+        """The time of ``job``'s last scrape if it started after ``moment`` with ``health``.
+
+        ``health`` is ``up`` (succeeded) or ``down`` (failed: Prometheus then marks the
+        target's series stale).
+        """
         for target in self.api("targets")["activeTargets"]:
-            if target["labels"].get("job") != job or target["health"] != "up":
+            if target["labels"].get("job") != job or target["health"] != health:
                 continue
             last = target["lastScrape"]
             # RFC 3339 with nanoseconds; the API also reports the scrape's duration.
@@ -109,10 +164,13 @@ class PrometheusServer:
                 return stamp
         return None
 
-    def wait_for_scrape(self, job: str, after: float | None = None) -> float:
-        """Wait for a successful scrape of ``job`` that began after ``after`` (default: now)."""
+    def wait_for_scrape(self, job: str, after: float | None = None, health: str = "up") -> float:
+        """Wait for a scrape of ``job`` (``health``: see ``scraped_after``) that began after
+        ``after`` (default: now)."""
         moment = time.time() if after is None else after
-        return wait_until(lambda: self.scraped_after(job, moment), f"a scrape of {job}")
+        return wait_until(
+            lambda: self.scraped_after(job, moment, health), f"a scrape of {job} ({health})"
+        )
 
     def close(self) -> None:
         stop_process(self.process)

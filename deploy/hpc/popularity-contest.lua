@@ -1,0 +1,25 @@
+-- Lmod module file: send popularity-contest's counts to the cluster's collector.
+--
+-- Install as <modulepath>/popularity-contest/1.lua (or paste the setenv lines into the module
+-- file of your Python stack, which then reports whenever it is loaded). The reporter itself
+-- is switched on in the shared interpreter (`popularity-contest install site`, once, by an
+-- administrator); these variables only say where its counts go. See docs/guides/hpc.md.
+--
+-- Edit the two values below: the login node's address on the cluster network (where
+-- `popularity-contest serve` listens for UDP) and the name this stack reports under.
+
+whatis("Name: popularity-contest")
+whatis("Description: where the Python package usage reporter sends its counts")
+help([[
+Python processes of the shared stack report which installed packages they imported
+(package names only, one UDP datagram per process at exit) to the collector on the
+login node. To opt out: export PYTHON_POPCONTEST_DISABLE=1.
+]])
+
+local collector = "login1.cluster.example"  -- host name or IP address of the collector
+local stack = "python-2024"                 -- letters, digits, '_' and '-': the "hub" label
+
+setenv("PYTHON_POPCONTEST_STATSD_HOST", collector)
+setenv("PYTHON_POPCONTEST_STATSD_PORT", "8125")
+-- One collector, several stacks: `popularity-contest report --by namespace` splits by this.
+setenv("PYTHON_POPCONTEST_STATSD_PREFIX", "python_popcon.hub." .. stack .. ".imported_package")
