@@ -153,6 +153,9 @@ def cache_key(python: str) -> str:
         digest.update(part)
         digest.update(b"\0")
     digest.update(platform.machine().encode())
+    # Console scripts carry their interpreter's absolute path in their first line: a cache
+    # copied or linked from elsewhere would run another environment's Python.
+    digest.update(str(CACHE.resolve()).encode())
     return digest.hexdigest()[:16]
 
 
