@@ -27,7 +27,7 @@ import argparse
 import json
 from collections.abc import Mapping, Sequence
 
-from popularity_contest.answers.formats import number, share_text, table, to_csv
+from popularity_contest.answers.formats import count_text, number, share_text, table, to_csv
 from popularity_contest.answers.ranking import NO_HUB, Entry, Row, rank
 from popularity_contest.answers.sources import open_source
 from popularity_contest.answers.window import Window, iso, window
@@ -35,19 +35,6 @@ from popularity_contest.errors import UsageError
 
 #: Marks, in the table, an import name no single distribution provides.
 UNATTRIBUTED = "*"
-
-
-def count_text(value: float, exact: bool) -> str:
-    """``12``, or ``>=12`` for a lower bound."""
-    text = str(number(value))
-    return text if exact or value == 0 else ">=" + text
-
-
-def direct_text(row: Row, min_processes: int | None) -> str:
-    """``3``, ``>=3`` (a lower bound) or ``<K`` (masked by the privacy threshold)."""
-    if row.direct is None:
-        return f"<{min_processes}"
-    return count_text(row.direct, row.direct_exact)
 
 
 def render(
@@ -129,7 +116,7 @@ def render(
         cell = ([(row.namespace or NO_HUB)] if by_namespace else []) + [
             label,
             count_text(row.count, row.exact),
-            direct_text(row, min_processes),
+            count_text(row.direct, row.direct_exact, min_processes),
             share_text(row.share),
         ]
         if by_distribution:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 
@@ -225,15 +226,17 @@ def test_render_distribution_rows() -> None:
     entries = distributions.group(INSTALLED, NAMES, NAMES_DIRECT)
     processes = {"hub-a": 6.0, "hub-b": 2.0}
     rows = rank(entries, processes)
-    options = {
-        "by_namespace": False,
-        "span": SPAN,
-        "processes": processes,
-        "by_distribution": True,
-        "python": "/env/bin/python",
-        "unattributed": distributions.unattributed(entries),
-    }
-    text = render(rows, "table", **options)  # type: ignore[arg-type]
+    show = functools.partial(
+        render,
+        rows,
+        by_namespace=False,
+        span=SPAN,
+        processes=processes,
+        by_distribution=True,
+        python="/env/bin/python",
+        unattributed=distributions.unattributed(entries),
+    )
+    text = show("table")
     lines = text.splitlines()
     assert lines[1].split() == ["distribution", "processes", "direct", "share", "packages"]
     assert lines[3].split() == ["numpy", "6", "3", "75.0%", "numpy"]
@@ -242,7 +245,7 @@ def test_render_distribution_rows() -> None:
     assert lines[7].split() == ["google*", "1", "0", "12.5%", "-"]
     assert any(line.startswith(">=N: a lower bound") for line in lines)
     assert lines[-1].startswith("* an import name that no single distribution of /env/bin/python")
-    document = json.loads(render(rows, "json", **options))  # type: ignore[arg-type]
+    document = json.loads(show("json"))
     assert document["by"] == ["distribution"]
     assert document["python"] == "/env/bin/python"
     assert document["unattributed"] == ["google", "mylocal"]
@@ -256,7 +259,7 @@ def test_render_distribution_rows() -> None:
         "direct_exact": False,
         "share": 0.375,
     }
-    parsed = list(csv.DictReader(io.StringIO(render(rows, "csv", **options))))  # type: ignore[arg-type]
+    parsed = list(csv.DictReader(io.StringIO(show("csv"))))
     assert parsed[2]["distribution"] == "pyyaml"
     assert parsed[2]["packages"] == "yaml _yaml"
     assert parsed[2]["count_exact"] == "False"
