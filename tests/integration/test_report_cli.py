@@ -617,6 +617,17 @@ def test_report_by_distribution_and_namespace(direct_scenario: DirectScenario) -
     ]
 
 
+def test_report_by_distribution_defaults_to_this_interpreters_environment(
+    direct_scenario: DirectScenario,
+) -> None:
+    document = report_document("--db", str(direct_scenario.db), "--by", "distribution")
+    assert document["python"] == sys.executable
+    names = {name for row in document["rows"] for name in row["packages"]}
+    # Every import name is somewhere: in a distribution's row or left as it is.
+    assert {"sklearn", "PIL", "setuptools", "pkg_resources", "mylocal"} <= names
+    assert "mylocal" in document["unattributed"]
+
+
 def test_report_environment_flags_need_by_distribution(direct_scenario: DirectScenario) -> None:
     done = cli("report", "--db", str(direct_scenario.db), "--python", sys.executable)
     assert done.returncode == 2
