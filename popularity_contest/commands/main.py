@@ -191,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
         " imported it",
     )
     _add_environment(report)
-    report.add_argument("--limit", type=int, default=None, help="show at most N rows")
+    report.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="show at most N rows (per hub)"
+    )
     _add_format(report)
     report.set_defaults(target="popularity_contest.commands.report:run")
 
