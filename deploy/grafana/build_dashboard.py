@@ -22,6 +22,7 @@ OUTPUT = Path(__file__).with_name("popularity-contest.json")
 
 IMPORTED = names.IMPORTED_PACKAGE
 USER_IMPORTED = names.USER_IMPORTED_PACKAGE
+DIRECT = names.DIRECTLY_IMPORTED_PACKAGE
 PROCESSES = names.PROCESSES_REPORTED
 
 # The variables are named as in jupyterhub/grafana-dashboards (`PROMETHEUS_DS`, `hub`), so
@@ -126,10 +127,22 @@ def dashboard() -> dict[str, Any]:
             1,
             "Top packages",
             description="Processes that imported each top-level package during the dashboard's "
-            "time range (each process counts a package once).",
+            "time range (each process counts a package once), whoever imported it: the "
+            "process's own code or another library.",
             expr=f"sort_desc({imported})",
-            grid=(0, 0, 12, 12),
+            grid=(0, 0, 8, 12),
             value_title="Processes",
+        ),
+        table(
+            8,
+            "Direct imports",
+            description="Processes whose own code (a notebook cell, a script, python -c, the "
+            "user's own modules) imported each package during the time range; a package "
+            "that only other libraries imported is not here. At most its Top packages "
+            "count: the difference is what came along as a dependency.",
+            expr=f"sort_desc({total_by('package', DIRECT, in_range)})",
+            grid=(8, 0, 8, 12),
+            value_title="Processes (direct)",
         ),
         table(
             2,
@@ -138,7 +151,7 @@ def dashboard() -> dict[str, Any]:
             "reported, during the time range. Across a restart of the exporter both counts "
             "are lower bounds, so the share is approximate (and capped at 100%).",
             expr=f"sort_desc(clamp_max({imported} / on() group_left() ({processes} > 0), 1))",
-            grid=(12, 0, 12, 12),
+            grid=(16, 0, 8, 12),
             value_title="Share of processes",
             unit="percentunit",
         ),

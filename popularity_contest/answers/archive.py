@@ -46,6 +46,8 @@ ARCHIVED: tuple[tuple[str, tuple[str, ...]], ...] = (
     (names.PROCESSES_REPORTED, (names.HUB_LABEL,)),
     (names.IMPORTED_PACKAGE, (names.HUB_LABEL, "package")),
     (names.USER_IMPORTED_PACKAGE, (names.HUB_LABEL, "package")),
+    (names.DIRECTLY_IMPORTED_PACKAGE, (names.HUB_LABEL, "package")),
+    (names.DIRECTLY_IMPORTED_USER_PACKAGE, (names.HUB_LABEL, "package")),
     (names.LIBRARY_USED, (names.HUB_LABEL, "distribution")),
 )
 

@@ -42,6 +42,15 @@ def number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else round(value, 3)
 
 
+def count_text(value: float | None, exact: bool = True, min_processes: int | None = None) -> str:
+    """``12``, ``>=12`` (a lower bound) or, for a count masked by the privacy threshold
+    (``None``), ``<K`` (``-`` without a threshold)."""
+    if value is None:
+        return "-" if min_processes is None else f"<{min_processes}"
+    text = str(number(value))
+    return text if exact or value == 0 else ">=" + text
+
+
 def share_text(share: float | None) -> str:
     """``12.5%``, or ``-`` when there is no denominator."""
     return "-" if share is None else f"{share * 100:.1f}%"

@@ -1,6 +1,6 @@
 """The PromQL that counts: one definition for the Grafana dashboard and ``report --prometheus``.
 
-``deploy/grafana/build_dashboard.py`` imports :func:`counted`; ``PROMQL`` holds the two
+``deploy/grafana/build_dashboard.py`` imports :func:`counted`; ``PROMQL`` holds the
 queries the answers send, as Grafana templates (``$hub``, ``$__range``), and
 :func:`promql` substitutes them the way Grafana does. What "exact" means, the lookback and
 the known limits: ``docs/concepts/counting-prometheus.md``.
@@ -11,7 +11,12 @@ from __future__ import annotations
 import re
 
 from popularity_contest.answers.window import Window
-from popularity_contest.names import IMPORTED_PACKAGE, PROCESSES_REPORTED
+from popularity_contest.names import (
+    DIRECTLY_IMPORTED_PACKAGE,
+    IMPORTED_PACKAGE,
+    LIBRARY_USED,
+    PROCESSES_REPORTED,
+)
 
 #: How far before a window Prometheus is asked for a series' previous sample (a PromQL
 #: duration). A series scraped again after a longer gap (Prometheus down, the target
@@ -61,11 +66,14 @@ def counted(metric: str, window: str, lookback: str = LOOKBACK) -> str:
 
 
 #: The queries ``report`` and ``unused`` send, as Grafana templates (``$hub``,
-#: ``$__range``): the dashboard's "Top packages" grouped by hub as well, and its
-#: "Processes per hub" without the sort.
+#: ``$__range``): the dashboard's "Top packages" and "Direct imports" grouped by hub as
+#: well, its "Processes per hub" without the sort, and processes per distribution
+#: (``library_used``, for ``unused`` and ``report --by distribution``).
 PROMQL = {
     "packages": f"sum by (namespace, package) ({counted(IMPORTED_PACKAGE, '$__range')})",
+    "direct": f"sum by (namespace, package) ({counted(DIRECTLY_IMPORTED_PACKAGE, '$__range')})",
     "processes": f"sum by (namespace) ({counted(PROCESSES_REPORTED, '$__range')})",
+    "distributions": (f"sum by (namespace, distribution) ({counted(LIBRARY_USED, '$__range')})"),
 }
 
 

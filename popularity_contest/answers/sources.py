@@ -1,12 +1,16 @@
 """Where ``report``, ``unused`` and the page read counts from: the store or a Prometheus server.
 
-Both sources answer the same two questions for a window ``[start, end)``:
+Both sources answer the same questions for a window ``[start, end)``:
 
 * ``packages(window, namespace)``: ``{(namespace, package): processes that imported it}``
+* ``direct(window, namespace)``: ``{(namespace, package): processes whose own code imported
+  it}`` (the ``directly_imported_package`` counter, issue 15; empty where the reporter does
+  not send it)
 * ``processes(window, namespace)``: ``{namespace: processes reported}``
 
-and, for ``unused``, ``distributions(window, namespace)``: ``{(namespace, distribution):
-processes}`` from the ``library_used`` counter (empty where the reporter does not send it).
+and, for ``unused`` and ``report --by distribution``, ``distributions(window, namespace)``:
+``{(namespace, distribution): processes}`` from the ``library_used`` counter (empty where
+the reporter does not send it).
 
 ``namespace=None`` means every hub. The store sums its hourly/daily buckets; Prometheus is
 asked with the dashboard's own PromQL (:mod:`popularity_contest.answers.promql`), through
@@ -17,30 +21,28 @@ its HTTP API with ``urllib`` so no client library is needed. The two must agree:
 from __future__ import annotations
 
 import json
-import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from typing import Protocol
 
-from popularity_contest.answers.promql import counted, promql
+from popularity_contest.answers.promql import PROMQL, promql
 from popularity_contest.answers.window import Window
 from popularity_contest.collector.store import (
     Store,
     StoreError,
 )
 from popularity_contest.errors import PopconError
-from popularity_contest.names import IMPORTED_PACKAGE, LIBRARY_USED, PROCESSES_REPORTED
+from popularity_contest.names import (
+    DIRECTLY_IMPORTED_PACKAGE,
+    IMPORTED_PACKAGE,
+    LIBRARY_USED,
+    PROCESSES_REPORTED,
+)
 
-#: Processes per distribution (``library_used``) for ``unused``, counted the dashboard's way.
-DISTRIBUTIONS_PROMQL = f"sum by (namespace, distribution) ({counted(LIBRARY_USED, '$__range')})"
-
-
-def _grafana(template: str, span: Window, namespace: str | None) -> str:
-    """``template`` with ``$namespace`` and ``$__range`` substituted as Grafana does."""
-    selected = ".*" if namespace is None else re.escape(namespace).replace("\\", "\\\\")
-    return template.replace("$namespace", selected).replace("$__range", f"{span.seconds}s")
+#: Processes per distribution (``library_used``), counted the dashboard's way.
+DISTRIBUTIONS_PROMQL = PROMQL["distributions"]
 
 
 class SourceError(PopconError):
@@ -49,6 +51,8 @@ class SourceError(PopconError):
 
 class Source(Protocol):
     def packages(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]: ...
+
+    def direct(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]: ...
 
     def processes(self, span: Window, namespace: str | None) -> dict[str, float]: ...
 
@@ -73,16 +77,25 @@ class StoreSource:
         except StoreError as error:
             raise SourceError(str(error)) from None
 
-    def packages(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
+    def _by(
+        self, metric: str, label: str, span: Window, namespace: str | None
+    ) -> dict[tuple[str, str], float]:
+        """``{(namespace, label's value): sum}`` of ``metric`` in the window."""
         try:
-            totals = self.store.totals(span.start, span.end, namespace, IMPORTED_PACKAGE)
+            totals = self.store.totals(span.start, span.end, namespace, metric)
         except StoreError as error:
             raise SourceError(str(error)) from None
         found: dict[tuple[str, str], float] = {}
         for total in totals:
-            key = (total.labels.get("namespace", ""), total.labels.get("package", ""))
+            key = (total.labels.get("namespace", ""), total.labels.get(label, ""))
             found[key] = found.get(key, 0.0) + total.value
         return found
+
+    def packages(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
+        return self._by(IMPORTED_PACKAGE, "package", span, namespace)
+
+    def direct(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
+        return self._by(DIRECTLY_IMPORTED_PACKAGE, "package", span, namespace)
 
     def processes(self, span: Window, namespace: str | None) -> dict[str, float]:
         try:
@@ -96,15 +109,7 @@ class StoreSource:
         return found
 
     def distributions(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
-        try:
-            totals = self.store.totals(span.start, span.end, namespace, LIBRARY_USED)
-        except StoreError as error:
-            raise SourceError(str(error)) from None
-        found: dict[tuple[str, str], float] = {}
-        for total in totals:
-            key = (total.labels.get("namespace", ""), total.labels.get("distribution", ""))
-            found[key] = found.get(key, 0.0) + total.value
-        return found
+        return self._by(LIBRARY_USED, "distribution", span, namespace)
 
     def close(self) -> None:
         if self._owned:
@@ -151,12 +156,21 @@ class PrometheusSource:
                 rows.append((metric, float(value[1])))
         return rows
 
-    def packages(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
+    def _by(
+        self, name: str, label: str, span: Window, namespace: str | None
+    ) -> dict[tuple[str, str], float]:
+        """``{(namespace, label's value): count}`` from the query ``PROMQL[name]``."""
         found: dict[tuple[str, str], float] = {}
-        for metric, value in self._vector("packages", span, namespace):
-            key = (metric.get("namespace", ""), metric.get("package", ""))
+        for metric, value in self._vector(name, span, namespace):
+            key = (metric.get("namespace", ""), metric.get(label, ""))
             found[key] = found.get(key, 0.0) + value
         return found
+
+    def packages(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
+        return self._by("packages", "package", span, namespace)
+
+    def direct(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
+        return self._by("direct", "package", span, namespace)
 
     def processes(self, span: Window, namespace: str | None) -> dict[str, float]:
         found: dict[str, float] = {}
@@ -166,15 +180,7 @@ class PrometheusSource:
         return found
 
     def distributions(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
-        found: dict[tuple[str, str], float] = {}
-        expression = _grafana(DISTRIBUTIONS_PROMQL, span, namespace)
-        for sample in self.query(expression, span.end):
-            metric = sample.get("metric", {})
-            value = sample.get("value", [0, "0"])
-            if isinstance(metric, dict) and isinstance(value, list) and len(value) == 2:
-                key = (metric.get("namespace", ""), metric.get("distribution", ""))
-                found[key] = found.get(key, 0.0) + float(value[1])
-        return found
+        return self._by("distributions", "distribution", span, namespace)
 
     def close(self) -> None:
         return

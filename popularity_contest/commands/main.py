@@ -192,13 +192,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_format(prune, ("table", "json"))
     prune.set_defaults(target="popularity_contest.commands.prune:run")
 
-    report = sub.add_parser("report", help="top packages over a window")
+    report = sub.add_parser(
+        "report",
+        help="top packages over a window",
+        description="Processes that imported each package in a window (count) and those "
+        "whose own code imported it (direct), with their share of the processes reported.",
+    )
     _add_source(report)
     _add_window(report)
     report.add_argument(
-        "--by", choices=("namespace",), help="one row per hub and package instead of in total"
+        "--by",
+        action="append",
+        choices=("namespace", "distribution"),
+        help="namespace: one row per hub; distribution: import names grouped by the "
+        "distribution providing them in the environment of --python/--prefix (scikit-learn "
+        "rather than sklearn); repeat to combine",
     )
-    report.add_argument("--limit", type=int, default=None, help="show at most N packages")
+    report.add_argument(
+        "--rank",
+        choices=("processes", "direct"),
+        default="processes",
+        help="order by processes that imported it (default) or by processes whose own code"
+        " imported it",
+    )
+    _add_environment(report)
+    report.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="show at most N rows (per hub)"
+    )
     _add_format(report)
     report.set_defaults(target="popularity_contest.commands.report:run")
 

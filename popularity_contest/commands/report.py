@@ -1,16 +1,24 @@
 """``popularity-contest report``: top packages over a window, from the store or Prometheus.
 
-Every format carries the window and the processes denominator the shares divide by:
+Each row has two counts: ``count`` (processes that imported the package) and ``direct``
+(processes whose own code imported it: a cell, a script, ``python -c``); ``--rank``
+orders by either. ``--by distribution`` groups import names by the distribution providing
+them in an environment (``--python``/``--prefix``, default this interpreter's); see
+:mod:`popularity_contest.answers.distributions`. Every format carries the window and the
+processes denominator the shares divide by:
 
 * ``table``: a first line ``START .. END: N processes reported`` (per hub with
-  ``--by namespace``), then the rows;
-* ``json``: ``{"window": {"start", "end"}, "hub", "min_processes", "processes",
-  "processes_per_hub", "rows": [{"namespace"?, "package", "count", "share"}]}``;
-* ``csv``: one row per package with ``window_start``, ``window_end`` and ``processes``
-  (the denominator of that row's share: its hub's with ``--by namespace``) as columns, so
-  the file needs no comment lines.
-
-``count`` is the number of processes that imported the package in the window.
+  ``--by namespace``), then the rows (``>=N``: a lower bound; ``<K``: a direct count masked
+  by the privacy threshold), then notes;
+* ``json``: ``{"window": {"start", "end"}, "hub", "min_processes", "rank", "by",
+  "processes", "processes_per_hub", "rows": [...]}``, each row ``{"namespace"?, "package",
+  "count", "direct", "share"}``; with ``--by distribution`` the document adds ``"python"``
+  and ``"unattributed"`` (import names left as they are) and each row is
+  ``{"namespace"?, "distribution", "provided", "packages", "count", "direct",
+  "count_exact", "direct_exact", "share"}``. ``direct`` is null when masked;
+* ``csv``: one row per package (or distribution, ``packages`` space-separated) with
+  ``window_start``, ``window_end`` and ``processes`` (the denominator of that row's share:
+  its hub's with ``--by namespace``) as columns, so the file needs no comment lines.
 """
 
 from __future__ import annotations
@@ -19,11 +27,21 @@ import argparse
 import json
 from collections.abc import Mapping, Sequence
 
-from popularity_contest.answers.formats import number, share_text, table, terminal_text, to_csv
-from popularity_contest.answers.ranking import NO_HUB, Row, top_packages
+from popularity_contest.answers.formats import (
+    count_text,
+    number,
+    share_text,
+    table,
+    terminal_text,
+    to_csv,
+)
+from popularity_contest.answers.ranking import NO_HUB, Entry, Row, rank
 from popularity_contest.answers.sources import open_source
 from popularity_contest.answers.window import Window, iso, window
 from popularity_contest.errors import UsageError
+
+#: Marks, in the table, an import name no single distribution provides.
+UNATTRIBUTED = "*"
 
 
 def render(
@@ -36,29 +54,48 @@ def render(
     shown_before_limit: int | None = None,
     min_processes: int | None = None,
     hub: str | None = None,
+    ranked_by: str = "processes",
+    by_distribution: bool = False,
+    python: str | None = None,
+    unattributed: Sequence[str] = (),
 ) -> str:
     """``rows`` in ``fmt``; ``shown_before_limit``: rows there were before ``--limit``."""
     total = number(sum(processes.values()))
     dicts = [row.as_dict() for row in rows]
+    grouping = (["namespace"] if by_namespace else []) + (
+        ["distribution"] if by_distribution else []
+    )
     if fmt == "json":
         document: dict[str, object] = {
             "window": {"start": iso(span.start), "end": iso(span.end)},
             "hub": hub,
             "min_processes": min_processes,
+            "rank": ranked_by,
+            "by": grouping,
             "processes": total,
             "processes_per_hub": {ns: number(n) for ns, n in sorted(processes.items())},
-            "rows": dicts,
         }
+        if by_distribution:
+            document["python"] = python
+            document["unattributed"] = list(unattributed)
+        document["rows"] = dicts
         return json.dumps(document, indent=1, ensure_ascii=False)
-    columns = (["namespace"] if by_namespace else []) + ["package", "count", "share"]
+    name = "distribution" if by_distribution else "package"
     if fmt == "csv":
         for d, row in zip(dicts, rows, strict=True):
+            if by_distribution:
+                d["packages"] = " ".join(row.packages or ())
             d["processes"] = (
                 number(processes.get(row.namespace or "", 0.0)) if by_namespace else total
             )
             d["window_start"] = iso(span.start)
             d["window_end"] = iso(span.end)
-        extra = ["processes", "window_start", "window_end"]
+        columns = (["namespace"] if by_namespace else []) + [name]
+        if by_distribution:
+            columns += ["provided", "packages", "count", "count_exact", "direct", "direct_exact"]
+        else:
+            columns += ["count", "direct"]
+        extra = ["share", "processes", "window_start", "window_end"]
         return to_csv(dicts, [*columns, *extra]).rstrip("\n")
     lines = [
         terminal_text(  # hub names came off the wire
@@ -74,22 +111,58 @@ def render(
     available = len(rows) if shown_before_limit is None else shown_before_limit
     if not rows:
         if available:
-            lines.append(f"{available} package rows; --limit 0 shows none")
+            lines.append(f"{available} {name} rows; --limit 0 shows none")
         elif min_processes is not None and min_processes > 1:
-            lines.append(f"no package reported by at least {min_processes} processes")
+            lines.append(f"no {name} reported by at least {min_processes} processes")
         else:
-            lines.append("no package reported in this window")
+            lines.append(f"no {name} reported in this window")
         return "\n".join(lines)
-    cells = [
-        ([(row.namespace or NO_HUB)] if by_namespace else [])
-        + [row.package, str(number(row.count)), share_text(row.share)]
-        for row in rows
-    ]
+    headers = (["namespace"] if by_namespace else []) + [name, "processes", "direct", "share"]
+    if by_distribution:
+        headers.append("packages")
+    cells = []
+    for row in rows:
+        label = row.package + ("" if row.provided else UNATTRIBUTED)
+        cell = ([(row.namespace or NO_HUB)] if by_namespace else []) + [
+            label,
+            count_text(row.count, row.exact),
+            count_text(row.direct, row.direct_exact, min_processes),
+            share_text(row.share),
+        ]
+        if by_distribution:
+            cell.append(" ".join(row.packages or ()) if row.provided else "-")
+        cells.append(cell)
     offset = 1 if by_namespace else 0
-    lines.append(table(columns, cells, {offset + 1, offset + 2}))
+    lines.append(table(headers, cells, {offset + 1, offset + 2, offset + 3}))
     if available > len(rows):
         lines.append(f"({available - len(rows)} more rows; raise --limit to see them)")
+    lines.extend(notes(rows, min_processes=min_processes, ranked_by=ranked_by, python=python))
     return "\n".join(lines)
+
+
+def notes(
+    rows: Sequence[Row], *, min_processes: int | None, ranked_by: str, python: str | None
+) -> list[str]:
+    """The table's closing notes: what ``>=``, ``<K`` and ``*`` mean, when they appear."""
+    found = []
+    if ranked_by == "direct":
+        found.append("ranked by direct: processes whose own code imported it")
+    if any(r.direct is None for r in rows):
+        found.append(
+            f"<{min_processes}: direct count below the privacy threshold, not shown"
+            + ("; ranked after the others" if ranked_by == "direct" else "")
+        )
+    if any((not r.exact and r.count > 0) or (r.direct and not r.direct_exact) for r in rows):
+        found.append(
+            ">=N: a lower bound, the largest count among the distribution's import names"
+            " (processes exact where the reporter sends library_used)"
+        )
+    if any(not r.provided for r in rows):
+        found.append(
+            f"{UNATTRIBUTED} an import name that no single distribution of {python} provides"
+            " (none, or several: a namespace package), left as it is"
+        )
+    return found
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,23 +175,47 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--min-processes must be at least 1")
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must be 0 or more")
-    by_namespace = args.by == "namespace"
+    grouping = set(args.by or ())
+    by_namespace = "namespace" in grouping
+    by_distribution = "distribution" in grouping
+    python: str | None = None
+    installed = None
+    if by_distribution:
+        from popularity_contest.answers.unused import inspect, interpreter
+
+        python = interpreter(args.python, args.prefix)
+        installed = inspect(python).distributions
+    elif args.python or args.prefix:
+        raise UsageError("--python and --prefix name the environment for --by distribution")
     source = open_source(args.db, args.prometheus)
     try:
         packages = source.packages(span, args.namespace)
+        direct = source.direct(span, args.namespace)
         processes = source.processes(span, args.namespace)
+        library_used = source.distributions(span, args.namespace) if by_distribution else {}
     finally:
         source.close()
-    every = top_packages(
-        packages, processes, by_namespace=by_namespace, min_processes=args.min_processes
-    )
-    rows = top_packages(
-        packages,
-        processes,
-        by_namespace=by_namespace,
-        min_processes=args.min_processes,
-        limit=args.limit,
-    )
+    unattributed: list[str] = []
+    if installed is not None:
+        from popularity_contest.answers import distributions
+
+        entries = distributions.group(installed, packages, direct, library_used)
+        unattributed = distributions.unattributed(entries)
+    else:
+        entries = {key: Entry(count, direct.get(key, 0.0)) for key, count in packages.items()}
+
+    def ranked(limit: int | None) -> list[Row]:
+        return rank(
+            entries,
+            processes,
+            by_namespace=by_namespace,
+            min_processes=args.min_processes,
+            limit=limit,
+            by=args.rank,
+        )
+
+    every = ranked(None)
+    rows = ranked(args.limit)
     print(
         render(
             rows,
@@ -129,6 +226,10 @@ def run(args: argparse.Namespace) -> int:
             shown_before_limit=len(every),
             min_processes=args.min_processes,
             hub=args.namespace,
+            ranked_by=args.rank,
+            by_distribution=by_distribution,
+            python=python,
+            unattributed=unattributed,
         )
     )
     return 0

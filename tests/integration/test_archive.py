@@ -84,6 +84,11 @@ def history(start: int) -> dict[Key, list[tuple[int, float]]]:
         [(t, 1.0) for t in times[:10]],
     )
     add(
+        names.DIRECTLY_IMPORTED_PACKAGE,
+        {"namespace": "hub-a", "package": "numpy"},
+        [(t, float(1 + i // 3)) for i, t in enumerate(times)],
+    )
+    add(
         names.LIBRARY_USED,
         {"namespace": "hub-a", "distribution": "scikit-learn"},
         [(t, float(i // 4)) for i, t in enumerate(times)],

@@ -56,6 +56,7 @@ DASHBOARD = REPO / "deploy/grafana/popularity-contest.json"
 IMPORTED = "python_popcon_imported_package_total"
 USER_IMPORTED = "python_popcon_user_imported_package_total"
 PROCESSES = "python_popcon_processes_reported_total"
+DIRECT = "python_popcon_directly_imported_package_total"
 JOB = "popularity-contest"
 HUBS = ("hub-a", "hub-b")
 NO_HUB = ""  # the default prefix: one machine, no namespace
@@ -79,6 +80,18 @@ PHASES: list[list[tuple[str, tuple[str, ...]]]] = [
 ]
 # user_imported_package lines sent as raw statsd (the venv has no user site), per phase.
 USER_LINES = [[], [("hub-b", "mylocal"), ("hub-b", "mylocal")], [], [], [("hub-b", "mylocal")]]
+# directly_imported_package lines sent as raw statsd, per phase, for a package no process
+# imports (whether the reporter sends direct counts for the processes' own imports depends
+# on its version: the "Direct imports" panel is compared on DIRECT_PACKAGES only). Like
+# USER_LINES, each series comes back below its old value after the restart.
+DIRECT_PACKAGES = {"handmade"}
+DIRECT_LINES = [
+    [("hub-a", "handmade")],
+    [("hub-a", "handmade"), ("hub-b", "handmade"), ("hub-b", "handmade")],
+    [("hub-a", "handmade")],
+    [],
+    [("hub-b", "handmade")],
+]
 
 Key = tuple[str, str, str]  # (metric, namespace, package or "")
 
@@ -97,6 +110,8 @@ def phase_truth(phase: int) -> Counter[Key]:
             truth[IMPORTED, namespace, package] += 1
     for namespace, package in USER_LINES[phase]:
         truth[USER_IMPORTED, namespace, package] += 1
+    for namespace, package in DIRECT_LINES[phase]:
+        truth[DIRECT, namespace, package] += 1
     return truth
 
 
@@ -113,8 +128,10 @@ def counts(collector: Collector) -> Counter[Key]:
     found: Counter[Key] = Counter()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name in {IMPORTED, USER_IMPORTED, PROCESSES}:
+            if sample.name in {IMPORTED, USER_IMPORTED, PROCESSES, DIRECT}:
                 labels = sample.labels
+                if sample.name == DIRECT and labels.get("package") not in DIRECT_PACKAGES:
+                    continue
                 value = labels.get("package", "")
                 found[sample.name, labels.get("namespace", ""), value] = int(sample.value)
     return found
@@ -164,7 +181,11 @@ def run_phase(env: Env, collector: Collector, phase: int, expected: Counter[Key]
         *[
             f"python_popcon.hub.{namespace}.user_imported_package.{package}:1|c".encode()
             for namespace, package in USER_LINES[phase]
-        ]
+        ],
+        *[
+            f"python_popcon.hub.{namespace}.directly_imported_package.{package}:1|c".encode()
+            for namespace, package in DIRECT_LINES[phase]
+        ],
     )
 
     def arrived() -> bool | None:
@@ -262,6 +283,14 @@ def by_label(result: list[dict[str, Any]], label: str) -> dict[str, float]:
     return values
 
 
+def panel_rows(title: str, result: list[dict[str, Any]]) -> dict[str, float]:
+    """A table panel's rows by its label ("Direct imports": DIRECT_PACKAGES' rows only)."""
+    rows = by_label(result, label_of(title))
+    if title == "Direct imports":
+        rows = {k: v for k, v in rows.items() if k in DIRECT_PACKAGES}
+    return rows
+
+
 def expected_panel(
     title: str, truth: Counter[Key], known: Counter[Key], namespaces: tuple[str, ...] | None
 ) -> dict[str, float]:
@@ -282,6 +311,8 @@ def expected_panel(
         return total(PROCESSES, "namespace")
     if title == "Packages users installed themselves":
         return total(USER_IMPORTED, "package")
+    if title == "Direct imports":
+        return total(DIRECT, "package")
     if title == "Share of processes using each package":
         processes = sum(total(PROCESSES, "namespace").values())
         if not processes:
@@ -309,7 +340,7 @@ def test_tables_count_every_series_born_in_the_range(
     truth = scenario.truth(range(2))
     for title, expr in panels(scenario.dashboard, instant=True):
         query = substitute(expr, namespaces, **window(scenario, scenario.begin - 1, end))
-        got = by_label(scenario.prometheus.query(query, at=end), label_of(title))
+        got = panel_rows(title, scenario.prometheus.query(query, at=end))
         assert got == pytest.approx(expected_panel(title, truth, truth, namespaces)), title
 
 
@@ -323,7 +354,7 @@ def test_tables_count_only_the_range_including_packages_first_seen_in_it(
     assert known[IMPORTED, "hub-a", "gamma"] == 1
     for title, expr in panels(scenario.dashboard, instant=True):
         query = substitute(expr, namespaces, **window(scenario, start, end))
-        got = by_label(scenario.prometheus.query(query, at=end), label_of(title))
+        got = panel_rows(title, scenario.prometheus.query(query, at=end))
         expected = expected_panel(title, truth, known, namespaces)
         assert got == pytest.approx(expected), title
 
@@ -359,7 +390,7 @@ def test_tables_count_exactly_across_restarts_and_gaps(
     truth, known = scenario.truth(range(first, last + 1)), scenario.truth(range(last + 1))
     for title, expr in panels(scenario.dashboard, instant=True):
         query = substitute(expr, None, **window(scenario, start, end))
-        got = by_label(scenario.prometheus.query(query, at=end), label_of(title))
+        got = panel_rows(title, scenario.prometheus.query(query, at=end))
         assert_rows(title, got, expected_panel(title, truth, known, None))
     top = dict(panels(scenario.dashboard, instant=True))["Top packages"]
     query = substitute(top, ("hub-b",), **window(scenario, start, end))
@@ -383,7 +414,7 @@ def test_tables_give_a_lower_bound_when_a_counter_passes_its_peak_again(
     assert truth[PROCESSES, "hub-b", ""] == 5
     for title, expr in panels(scenario.dashboard, instant=True):
         query = substitute(expr, None, **window(scenario, start, end))
-        got = by_label(scenario.prometheus.query(query, at=end), label_of(title))
+        got = panel_rows(title, scenario.prometheus.query(query, at=end))
         expected = expected_panel(title, truth, known, None)
         assert set(got) <= set(expected), title
         for row, value in got.items():

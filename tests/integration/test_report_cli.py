@@ -167,7 +167,14 @@ def report_document(*args: str) -> dict[str, Any]:
 
 
 def report_json(*args: str) -> list[dict[str, object]]:
+    """The rows without ``direct``: in this scenario it depends on the reporter's version
+    (0 before it counted direct imports, the count since: every import is in ``-c`` code),
+    so its own tests below check it; the direct scenario checks exact values."""
     rows: list[dict[str, object]] = report_document(*args)["rows"]
+    for row in rows:
+        direct = row.pop("direct")
+        assert isinstance(row["count"], int)
+        assert direct is None or (isinstance(direct, int) and 0 <= direct <= row["count"]), row
     return rows
 
 
@@ -212,6 +219,7 @@ def test_report_limit_and_csv(scenario: Scenario) -> None:
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     assert [(r["package"], r["count"]) for r in rows] == [("alpha", "4"), ("beta", "2")]
+    assert rows[0]["direct"] in {"0", "4"}  # see report_json
     assert float(rows[0]["share"]) == round(4 / 7, 6)
     # The denominator and the window travel with every row: no comment lines.
     assert {r["processes"] for r in rows} == {"7"}
@@ -246,8 +254,10 @@ def test_report_table_is_aligned_for_people(scenario: Scenario) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert "7 processes reported" in lines[0]
-    assert lines[1].split() == ["package", "count", "share"]
-    assert lines[3].split() == ["alpha", "4", "57.1%"]
+    assert lines[1].split() == ["package", "processes", "direct", "share"]
+    alpha = lines[3].split()
+    assert (alpha[0], alpha[1], alpha[3]) == ("alpha", "4", "57.1%")
+    assert alpha[2] in {"0", "4"}  # see report_json
     # Right-aligned numbers: every count ends in the same column.
     ends = {line.index(line.split()[1]) + len(line.split()[1]) for line in lines[3:]}
     assert len(ends) == 1
@@ -396,10 +406,11 @@ def test_report_from_prometheus_equals_the_store(scenario: Scenario, prometheus:
     # 2h, not 1h: the store counts whole hourly buckets, so a report stored in the last
     # seconds of an hour must still fall inside the window.
     for args in ((), ("--by", "namespace"), ("--namespace", "hub-a"), ("--min-processes", "2")):
-        from_prometheus = report_json("--prometheus", prometheus, "--since", "2h", *args)
-        from_store = report_json("--db", str(scenario.db), "--since", "2h", *args)
+        from_prometheus = report_document("--prometheus", prometheus, "--since", "2h", *args)
+        from_store = report_document("--db", str(scenario.db), "--since", "2h", *args)
+        del from_prometheus["window"], from_store["window"]
         assert from_prometheus == from_store, args
-        assert from_prometheus, args
+        assert from_prometheus["rows"], args
 
 
 def test_unused_from_prometheus(scenario: Scenario, prometheus: str) -> None:
@@ -416,3 +427,242 @@ def test_unused_from_prometheus(scenario: Scenario, prometheus: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["alpha-extra==1.0", "gamma==1.0"]
+
+
+# --- Direct imports and distributions: a collector fed statsd lines as reporters send them ---
+# (hub, counter, name, times): what the processes of two hubs reported. hub-a: 4 processes,
+# hub-b: 2. Direct counts never exceed the package's; library_used only for setuptools on hub-a.
+DIRECT_LINES: list[tuple[str, str, str, int]] = [
+    ("hub-a", "processes_reported", "", 4),
+    ("hub-a", "imported_package", "sklearn", 3),
+    ("hub-a", "imported_package", "PIL", 2),
+    ("hub-a", "imported_package", "setuptools", 2),
+    ("hub-a", "imported_package", "pkg_resources", 1),
+    ("hub-a", "imported_package", "mylocal", 1),
+    ("hub-a", "directly_imported_package", "sklearn", 3),
+    ("hub-a", "directly_imported_package", "setuptools", 1),
+    ("hub-a", "directly_imported_package", "pkg_resources", 1),
+    ("hub-a", "library_used", "setuptools", 3),
+    ("hub-b", "processes_reported", "", 2),
+    ("hub-b", "imported_package", "sklearn", 1),
+    ("hub-b", "imported_package", "PIL", 2),
+    ("hub-b", "directly_imported_package", "PIL", 1),
+]
+
+
+def direct_datagrams() -> list[bytes]:
+    datagrams = []
+    for hub, counter, name, times in DIRECT_LINES:
+        metric = f"python_popcon.hub.{hub}.{counter}" + (f".{name}" if name else "")
+        datagrams += [f"{metric}:1|c".encode()] * times
+    return datagrams
+
+
+@dataclass
+class DirectScenario:
+    python: Path
+    db: Path
+    collector: Collector
+
+
+@pytest.fixture(scope="module")
+def direct_scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DirectScenario]:
+    root = tmp_path_factory.mktemp("direct")
+    env = Env(root / "venv")
+    env.add_dist("scikit-learn", {"sklearn/__init__.py": ""})
+    env.add_dist("pillow", {"PIL/__init__.py": ""})
+    env.add_dist("setuptools", {"setuptools/__init__.py": "", "pkg_resources/__init__.py": ""})
+    collector = start_collector(root)
+    try:
+        collector.send(*direct_datagrams())
+        wait_until(
+            lambda: True if stored_processes(collector) == 6 else None,
+            "the collector to store the direct scenario's lines",
+        )
+        # The last lines sent are stored too (one datagram each, stored in order of arrival).
+        wait_until(
+            lambda: (
+                True
+                if '"PIL"'
+                in collector.read(
+                    "/api/v1/packages?metric=python_popcon_directly_imported_package_total"
+                )
+                else None
+            ),
+            "the direct counts to be stored",
+        )
+        yield DirectScenario(env.python, root / "popcon.sqlite3", collector)
+    finally:
+        collector.close()
+
+
+DIRECT_PACKAGES = [
+    {"package": "sklearn", "count": 4, "direct": 3, "share": round(4 / 6, 6)},
+    {"package": "PIL", "count": 4, "direct": 1, "share": round(4 / 6, 6)},
+    {"package": "setuptools", "count": 2, "direct": 1, "share": round(2 / 6, 6)},
+    {"package": "pkg_resources", "count": 1, "direct": 1, "share": round(1 / 6, 6)},
+    {"package": "mylocal", "count": 1, "direct": 0, "share": round(1 / 6, 6)},
+]
+
+
+def test_report_shows_direct_counts_beside_processes(direct_scenario: DirectScenario) -> None:
+    document = report_document("--db", str(direct_scenario.db))
+    assert document["rows"] == DIRECT_PACKAGES
+    assert document["rank"] == "processes"
+    done = cli("report", "--db", str(direct_scenario.db))
+    lines = done.stdout.splitlines()
+    assert lines[1].split() == ["package", "processes", "direct", "share"]
+    assert lines[3].split() == ["sklearn", "4", "3", "66.7%"]
+
+
+def test_report_ranks_by_direct(direct_scenario: DirectScenario) -> None:
+    rows = report_document("--db", str(direct_scenario.db), "--rank", "direct")["rows"]
+    assert [(r["package"], r["direct"]) for r in rows] == [
+        ("sklearn", 3),
+        ("PIL", 1),  # 4 processes
+        ("setuptools", 1),  # 2 processes
+        ("pkg_resources", 1),  # 1 process
+        ("mylocal", 0),
+    ]
+    per_hub = report_document(
+        "--db", str(direct_scenario.db), "--rank", "direct", "--by", "namespace"
+    )["rows"]
+    assert [(r["namespace"], r["package"], r["count"], r["direct"]) for r in per_hub] == [
+        ("hub-a", "sklearn", 3, 3),
+        ("hub-a", "setuptools", 2, 1),
+        ("hub-a", "pkg_resources", 1, 1),
+        ("hub-a", "PIL", 2, 0),
+        ("hub-a", "mylocal", 1, 0),
+        ("hub-b", "PIL", 2, 1),
+        ("hub-b", "sklearn", 1, 0),
+    ]
+
+
+def test_report_threshold_masks_direct_counts_below_it(direct_scenario: DirectScenario) -> None:
+    rows = report_document("--db", str(direct_scenario.db), "--min-processes", "2")["rows"]
+    assert [(r["package"], r["count"], r["direct"]) for r in rows] == [
+        ("sklearn", 4, 3),
+        ("PIL", 4, None),  # 1 process imported it itself: masked
+        ("setuptools", 2, None),
+    ]
+    done = cli("report", "--db", str(direct_scenario.db), "--min-processes", "2")
+    assert done.stdout.splitlines()[4].split() == ["PIL", "4", "<2", "66.7%"]
+    assert "<2: direct count below the privacy threshold" in done.stdout
+
+
+def test_report_by_distribution_groups_import_names(direct_scenario: DirectScenario) -> None:
+    document = report_document(
+        "--db",
+        str(direct_scenario.db),
+        "--by",
+        "distribution",
+        "--python",
+        str(direct_scenario.python),
+    )
+    assert document["by"] == ["distribution"]
+    assert document["unattributed"] == ["mylocal"]
+    rows = [
+        (r["distribution"], r["count"], r["count_exact"], r["direct"], r["direct_exact"])
+        for r in document["rows"]
+    ]
+    assert rows == [
+        ("scikit-learn", 4, True, 3, True),
+        ("pillow", 4, True, 1, True),
+        ("setuptools", 3, True, 1, False),  # library_used: exact; direct: two names, a lower bound
+        ("mylocal", 1, True, 0, True),
+    ]
+    assert document["rows"][2]["packages"] == ["pkg_resources", "setuptools"] or document["rows"][
+        2
+    ]["packages"] == ["setuptools", "pkg_resources"]
+    assert document["rows"][3]["provided"] is False
+    # --prefix names the same environment; the table marks what stays an import name.
+    done = cli(
+        "report",
+        "--db",
+        str(direct_scenario.db),
+        "--by",
+        "distribution",
+        "--prefix",
+        str(direct_scenario.python.parent.parent),
+        "--rank",
+        "direct",
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1].split() == ["distribution", "processes", "direct", "share", "packages"]
+    assert lines[3].split() == ["scikit-learn", "4", "3", "66.7%", "sklearn"]
+    assert lines[5].split()[:3] == ["setuptools", "3", ">=1"]
+    assert lines[6].split() == ["mylocal*", "1", "0", "16.7%", "-"]
+    assert any(line.startswith("* an import name that no single distribution") for line in lines)
+
+
+def test_report_by_distribution_and_namespace(direct_scenario: DirectScenario) -> None:
+    rows = report_document(
+        "--db",
+        str(direct_scenario.db),
+        "--by",
+        "distribution",
+        "--by",
+        "namespace",
+        "--python",
+        str(direct_scenario.python),
+    )["rows"]
+    assert [(r["namespace"], r["distribution"], r["count"], r["direct"]) for r in rows] == [
+        ("hub-a", "scikit-learn", 3, 3),  # ties: the larger direct count first
+        ("hub-a", "setuptools", 3, 1),
+        ("hub-a", "pillow", 2, 0),
+        ("hub-a", "mylocal", 1, 0),
+        ("hub-b", "pillow", 2, 1),
+        ("hub-b", "scikit-learn", 1, 0),
+    ]
+
+
+def test_report_by_distribution_defaults_to_this_interpreters_environment(
+    direct_scenario: DirectScenario,
+) -> None:
+    document = report_document("--db", str(direct_scenario.db), "--by", "distribution")
+    assert document["python"] == sys.executable
+    names = {name for row in document["rows"] for name in row["packages"]}
+    # Every import name is somewhere: in a distribution's row or left as it is.
+    assert {"sklearn", "PIL", "setuptools", "pkg_resources", "mylocal"} <= names
+    assert "mylocal" in document["unattributed"]
+
+
+def test_report_environment_flags_need_by_distribution(direct_scenario: DirectScenario) -> None:
+    done = cli("report", "--db", str(direct_scenario.db), "--python", sys.executable)
+    assert done.returncode == 2
+    assert "--by distribution" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def direct_prometheus(
+    direct_scenario: DirectScenario, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    binary = require_system("prometheus", "prometheus")
+    server = PrometheusServer(
+        binary,
+        tmp_path_factory.mktemp("prometheus-direct"),
+        {"popularity-contest": direct_scenario.collector.address},
+    )
+    try:
+        server.wait_for_scrape("popularity-contest")
+        yield server.url
+    finally:
+        server.close()
+
+
+def test_direct_counts_from_prometheus_equal_the_store(
+    direct_scenario: DirectScenario, direct_prometheus: str
+) -> None:
+    python = str(direct_scenario.python)
+    for args in (
+        (),
+        ("--rank", "direct", "--by", "namespace"),
+        ("--min-processes", "2"),
+        ("--by", "distribution", "--python", python),  # library_used through Prometheus too
+    ):
+        from_prometheus = report_document("--prometheus", direct_prometheus, "--since", "2h", *args)
+        from_store = report_document("--db", str(direct_scenario.db), "--since", "2h", *args)
+        del from_prometheus["window"], from_store["window"]
+        assert from_prometheus == from_store, args
+    assert from_store["rows"][2]["count_exact"] is True  # setuptools' library_used count

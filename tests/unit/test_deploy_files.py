@@ -493,3 +493,19 @@ def test_dashboard_panels_and_their_queries(dashboard: dict[str, Any]) -> None:
         window = "$__range" if target["instant"] else "$__interval"
         assert window in expr
         assert panel["type"] == ("table" if target["instant"] else "timeseries")
+
+
+def test_direct_imports_table_sits_next_to_top_packages(dashboard: dict[str, Any]) -> None:
+    grid = {panel["title"]: panel["gridPos"] for panel in dashboard["panels"]}
+    top, direct = grid["Top packages"], grid["Direct imports"]
+    assert (direct["y"], direct["h"]) == (top["y"], top["h"])
+    assert direct["x"] == top["x"] + top["w"]
+    # No two panels overlap.
+    cells = [
+        (x, y)
+        for g in grid.values()
+        for x in range(g["x"], g["x"] + g["w"])
+        for y in range(g["y"], g["y"] + g["h"])
+    ]
+    assert len(cells) == len(set(cells))
+    assert all(g["x"] + g["w"] <= 24 for g in grid.values())

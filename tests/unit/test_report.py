@@ -26,6 +26,13 @@ PACKAGES = {
     ("", "numpy"): 1.0,
 }
 PROCESSES = {"hub-a": 4.0, "hub-b": 2.0, "": 2.0}
+# Processes whose own code imported each package (never above PACKAGES).
+DIRECT = {
+    ("hub-a", "numpy"): 1.0,
+    ("hub-a", "yaml"): 1.0,
+    ("hub-b", "pandas"): 2.0,
+    ("", "numpy"): 1.0,
+}
 
 
 @pytest.mark.parametrize(
@@ -134,14 +141,16 @@ def test_render_json_carries_window_and_denominator() -> None:
         "namespace": "hub-a",
         "package": "numpy",
         "count": 3,
+        "direct": 0,
         "share": 0.75,
     }
+    assert document["rank"] == "processes"
     flat = json.loads(
         render(
             top_packages(PACKAGES, PROCESSES), "json", by_namespace=False, span=SPAN, processes={}
         )
     )
-    assert set(flat["rows"][0]) == {"package", "count", "share"}
+    assert set(flat["rows"][0]) == {"package", "count", "direct", "share"}
     assert flat["processes"] == 0
 
 
@@ -153,6 +162,7 @@ def test_render_csv_carries_window_and_each_rows_denominator() -> None:
         "namespace": "",
         "package": "numpy",
         "count": "1",
+        "direct": "0",
         "share": "0.5",
         "processes": "2",
         "window_start": "1970-01-01T00:00:00Z",
@@ -198,7 +208,8 @@ def test_render_table_names_the_no_hub_namespace() -> None:
     rows = top_packages(PACKAGES, PROCESSES, by_namespace=True)
     text = render(rows, "table", by_namespace=True, span=SPAN, processes=PROCESSES)
     assert "1970-01-01T00:00:00Z .. 1970-01-02T00:00:00Z: 8 processes reported" in text
-    assert text.splitlines()[3].split() == ["(no", "hub)", "numpy", "1", "50.0%"]
+    assert text.splitlines()[1].split() == ["namespace", "package", "processes", "direct", "share"]
+    assert text.splitlines()[3].split() == ["(no", "hub)", "numpy", "1", "0", "50.0%"]
 
 
 def test_table_aligns_columns() -> None:

@@ -62,3 +62,12 @@ def test_the_sample_before_a_window_is_looked_up_within_the_documented_lookback(
     assert re.findall(r"[\]}] offset", expression) == ["] offset"] * expression.count("offset")
     assert counted(IMPORTED, "10m") == counted(IMPORTED, "10m", LOOKBACK)
     assert all(f"[{LOOKBACK}] offset" in query for query in PROMQL.values())
+
+
+def test_direct_imports_panel_is_report_direct_query_beside_top_packages(
+    expressions: dict[str, str],
+) -> None:
+    direct = "python_popcon_directly_imported_package_total"
+    panel = expressions["Direct imports"]
+    assert panel == f"sort_desc(sum by (package) ({counted(direct, '$__range')}))"
+    assert PROMQL["direct"] == f"sum by (namespace, package) ({counted(direct, '$__range')})"
