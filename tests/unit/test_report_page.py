@@ -15,6 +15,7 @@ from popularity_contest.collector.store import (
     series_key,
 )
 from popularity_contest.collector.web import page
+from popularity_contest.names import DIRECTLY_IMPORTED_PACKAGE
 
 NOW = 1_700_000_000.0
 
@@ -159,3 +160,36 @@ def test_the_package_table_is_bounded(tmp_path: Path) -> None:
         text = html(many)
     assert text.count("<tr><td>p") == page.MAX_TABLE_ROWS
     assert "7 more packages not listed" in text
+
+
+def test_the_package_table_shows_direct_imports_masked_below_the_threshold(
+    store: Store,
+) -> None:
+    store.add(
+        {
+            series_key(DIRECTLY_IMPORTED_PACKAGE, {"namespace": "hub-a", "package": "numpy"}): 4,
+            series_key(
+                DIRECTLY_IMPORTED_PACKAGE, {"namespace": "<b>x</b>", "package": "pandas"}
+            ): 1,
+        },
+        at=NOW - 3600,
+    )
+    rows = {
+        cells[0]: cells[1:]
+        for cells in re.findall(
+            r"<tr><td>([^<]*)</td><td class='n'>([^<]*)</td><td class='n'>([^<]*)</td>",
+            html(store).split("<table id='packages'>")[1],
+        )
+    }
+    assert rows["numpy"] == ("7", "4")  # processes, direct
+    assert rows["pandas"] == ("3", "1")
+    assert rows["rare"] == ("1", "0")
+    masked = {
+        cells[0]: cells[1:]
+        for cells in re.findall(
+            r"<tr><td>([^<]*)</td><td class='n'>([^<]*)</td><td class='n'>([^<]*)</td>",
+            html(store, min_processes=3).split("<table id='packages'>")[1],
+        )
+    }
+    assert masked["numpy"] == ("7", "4")
+    assert masked["pandas"] == ("3", "&lt;3")  # a direct count below the threshold is masked

@@ -52,13 +52,21 @@ from popularity_contest.collector.store import AGGREGATES, Store, StoreError, To
 DEFAULT_WINDOW = window.parse_age(window.DEFAULT_SINCE)
 #: Metrics whose series name a package: the privacy threshold applies to them.
 PRIVATE_METRICS = frozenset(
-    {names.IMPORTED_PACKAGE, names.USER_IMPORTED_PACKAGE, names.LIBRARY_USED}
+    {
+        names.IMPORTED_PACKAGE,
+        names.USER_IMPORTED_PACKAGE,
+        names.LIBRARY_USED,
+        names.DIRECTLY_IMPORTED_PACKAGE,
+        names.DIRECTLY_IMPORTED_USER_PACKAGE,
+    }
 )
 METRIC_ALIASES = {
     "imported_package": names.IMPORTED_PACKAGE,
     "user_imported_package": names.USER_IMPORTED_PACKAGE,
     "library_used": names.LIBRARY_USED,
     "processes_reported": names.PROCESSES_REPORTED,
+    "directly_imported_package": names.DIRECTLY_IMPORTED_PACKAGE,
+    "directly_imported_user_package": names.DIRECTLY_IMPORTED_USER_PACKAGE,
 }
 
 

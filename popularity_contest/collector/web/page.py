@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from tornado.template import Loader
 
 from popularity_contest.answers import unused
+from popularity_contest.answers.formats import count_text
 from popularity_contest.answers.ranking import NO_HUB, top_packages
 from popularity_contest.answers.sources import SourceError, StoreSource
 from popularity_contest.answers.window import Window, iso, parse_age
@@ -213,7 +214,8 @@ def context(
     source = StoreSource(store)
     packages = source.packages(span, hub)
     processes = source.processes(span, hub)
-    total_rows = top_packages(packages, processes, min_processes=min_processes)
+    direct = source.direct(span, hub)
+    total_rows = top_packages(packages, processes, direct=direct, min_processes=min_processes)
     per_hub_rows = top_packages(packages, processes, by_namespace=True, min_processes=min_processes)
     shown = {row.package for row in total_rows}
 
@@ -354,7 +356,12 @@ def context(
         "figures": figures,
         "hub_rows": hub_rows,
         "package_rows": [
-            (r.package, _num(r.count), "-" if r.share is None else f"{r.share * 100:.1f}%")
+            (
+                r.package,
+                _num(r.count),
+                count_text(r.direct, min_processes=min_processes if min_processes else None),
+                "-" if r.share is None else f"{r.share * 100:.1f}%",
+            )
             for r in total_rows[:MAX_TABLE_ROWS]
         ],
         "packages_cut": max(0, len(total_rows) - MAX_TABLE_ROWS),
