@@ -56,7 +56,7 @@ class Row:
     def as_dict(self) -> dict[str, object]:
         row: dict[str, object] = {}
         if self.namespace is not None:
-            row["namespace"] = self.namespace
+            row["hub"] = self.namespace  # the `namespace` label: a hub
         if self.packages is None:
             row["package"] = self.package
         else:

@@ -33,7 +33,7 @@ from popularity_contest.collector.store import (
     Store,
     StoreError,
 )
-from popularity_contest.errors import PopconError
+from popularity_contest.errors import PopconError, UsageError
 from popularity_contest.names import (
     DIRECTLY_IMPORTED_PACKAGE,
     IMPORTED_PACKAGE,
@@ -195,3 +195,15 @@ def open_source(db: str | None, prometheus: str | None) -> Source:
     from popularity_contest.collector.settings import default_db_path
 
     return StoreSource.open(default_db_path())
+
+
+def require_hub(source: Source, span: Window, hub: str | None) -> None:
+    """``UsageError`` naming the hubs that did report when ``hub`` reported nothing in
+    ``span`` (a typo, or a hub that is quiet): the operator sees what to choose from."""
+    if hub is None or source.processes(span, hub):
+        return
+    known = sorted(source.processes(span, None))
+    if hub in known:
+        return
+    listed = ", ".join(repr(name) for name in known) if known else "none"
+    raise UsageError(f"no hub {hub!r} reported in this window; hubs that did: {listed}")

@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_counts(base: str, db: Path) -> None:
-    print("\n$ popularity-contest report --by namespace --since 1d", flush=True)
+    print("\n$ popularity-contest report --by hub --since 1d", flush=True)
     subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
         [
             sys.executable,
@@ -177,7 +177,7 @@ def _print_counts(base: str, db: Path) -> None:
             "--db",
             str(db),
             "--by",
-            "namespace",
+            "hub",
             "--since",
             "1d",
         ],

@@ -64,7 +64,11 @@ def _add_window(parser: argparse.ArgumentParser) -> None:
         "--start", metavar="TIME", help="window start (ISO 8601); overrides --since"
     )
     parser.add_argument("--end", metavar="TIME", help="window end (ISO 8601, default now)")
-    parser.add_argument("--namespace", metavar="HUB", help="only this hub (namespace)")
+    parser.add_argument(
+        "--hub",
+        metavar="HUB",
+        help="only this hub (the Prometheus label `namespace`; '' = processes with no hub)",
+    )
     parser.add_argument(
         "--min-processes",
         type=int,
@@ -203,8 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--by",
         action="append",
-        choices=("namespace", "distribution"),
-        help="namespace: one row per hub; distribution: import names grouped by the "
+        choices=("hub", "distribution"),
+        help="hub: one row per hub; distribution: import names grouped by the "
         "distribution providing them in the environment of --python/--prefix (scikit-learn "
         "rather than sklearn); repeat to combine",
     )

@@ -8,17 +8,17 @@ them in an environment (``--python``/``--prefix``, default this interpreter's); 
 processes denominator the shares divide by:
 
 * ``table``: a first line ``START .. END: N processes reported`` (per hub with
-  ``--by namespace``), then the rows (``>=N``: a lower bound; ``<K``: a direct count masked
+  ``--by hub``), then the rows (``>=N``: a lower bound; ``<K``: a direct count masked
   by the privacy threshold), then notes;
 * ``json``: ``{"window": {"start", "end"}, "hub", "min_processes", "rank", "by",
-  "processes", "processes_per_hub", "rows": [...]}``, each row ``{"namespace"?, "package",
+  "processes", "processes_per_hub", "rows": [...]}``, each row ``{"hub"?, "package",
   "count", "direct", "share"}``; with ``--by distribution`` the document adds ``"python"``
   and ``"unattributed"`` (import names left as they are) and each row is
-  ``{"namespace"?, "distribution", "provided", "packages", "count", "direct",
+  ``{"hub"?, "distribution", "provided", "packages", "count", "direct",
   "count_exact", "direct_exact", "share"}``. ``direct`` is null when masked;
 * ``csv``: one row per package (or distribution, ``packages`` space-separated) with
   ``window_start``, ``window_end`` and ``processes`` (the denominator of that row's share:
-  its hub's with ``--by namespace``) as columns, so the file needs no comment lines.
+  its hub's with ``--by hub``) as columns, so the file needs no comment lines.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from popularity_contest.answers.formats import (
     to_csv,
 )
 from popularity_contest.answers.ranking import NO_HUB, Entry, Row, rank
-from popularity_contest.answers.sources import open_source
+from popularity_contest.answers.sources import open_source, require_hub
 from popularity_contest.answers.window import Window, iso, window
 from popularity_contest.errors import UsageError
 
@@ -62,9 +62,7 @@ def render(
     """``rows`` in ``fmt``; ``shown_before_limit``: rows there were before ``--limit``."""
     total = number(sum(processes.values()))
     dicts = [row.as_dict() for row in rows]
-    grouping = (["namespace"] if by_namespace else []) + (
-        ["distribution"] if by_distribution else []
-    )
+    grouping = (["hub"] if by_namespace else []) + (["distribution"] if by_distribution else [])
     if fmt == "json":
         document: dict[str, object] = {
             "window": {"start": iso(span.start), "end": iso(span.end)},
@@ -90,7 +88,7 @@ def render(
             )
             d["window_start"] = iso(span.start)
             d["window_end"] = iso(span.end)
-        columns = (["namespace"] if by_namespace else []) + [name]
+        columns = (["hub"] if by_namespace else []) + [name]
         if by_distribution:
             columns += ["provided", "packages", "count", "count_exact", "direct", "direct_exact"]
         else:
@@ -117,7 +115,7 @@ def render(
         else:
             lines.append(f"no {name} reported in this window")
         return "\n".join(lines)
-    headers = (["namespace"] if by_namespace else []) + [name, "processes", "direct", "share"]
+    headers = (["hub"] if by_namespace else []) + [name, "processes", "direct", "share"]
     if by_distribution:
         headers.append("packages")
     cells = []
@@ -176,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must be 0 or more")
     grouping = set(args.by or ())
-    by_namespace = "namespace" in grouping
+    by_namespace = "hub" in grouping
     by_distribution = "distribution" in grouping
     python: str | None = None
     installed = None
@@ -189,10 +187,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--python and --prefix name the environment for --by distribution")
     source = open_source(args.db, args.prometheus)
     try:
-        packages = source.packages(span, args.namespace)
-        direct = source.direct(span, args.namespace)
-        processes = source.processes(span, args.namespace)
-        library_used = source.distributions(span, args.namespace) if by_distribution else {}
+        require_hub(source, span, args.hub)
+        packages = source.packages(span, args.hub)
+        direct = source.direct(span, args.hub)
+        processes = source.processes(span, args.hub)
+        library_used = source.distributions(span, args.hub) if by_distribution else {}
     finally:
         source.close()
     unattributed: list[str] = []
@@ -225,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
             processes=processes,
             shown_before_limit=len(every),
             min_processes=args.min_processes,
-            hub=args.namespace,
+            hub=args.hub,
             ranked_by=args.rank,
             by_distribution=by_distribution,
             python=python,

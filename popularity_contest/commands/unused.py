@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from popularity_contest.answers.formats import number, table, to_csv
 from popularity_contest.answers.ranking import NO_HUB
-from popularity_contest.answers.sources import open_source
+from popularity_contest.answers.sources import open_source, require_hub
 from popularity_contest.answers.unused import (
     Environment,
     Verdict,
@@ -151,8 +151,9 @@ def run(args: argparse.Namespace) -> int:
     environment = inspect(python)
     source = open_source(args.db, args.prometheus)
     try:
-        packages = source.packages(span, args.namespace)
-        library_used = imports_per_package(source.distributions(span, args.namespace))
+        require_hub(source, span, args.hub)
+        packages = source.packages(span, args.hub)
+        library_used = imports_per_package(source.distributions(span, args.hub))
     finally:
         source.close()
     # Every count goes in; judge() applies the privacy threshold (below it: ``hidden``).
@@ -181,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
             args.format,
             span=span,
             python=python,
-            hub=args.namespace,
+            hub=args.hub,
             environment=environment,
             min_processes=args.min_processes,
         )

@@ -193,15 +193,15 @@ def test_report_counts_every_process_and_its_share(scenario: Scenario) -> None:
 
 
 def test_report_one_hub_shares_are_of_that_hubs_processes(scenario: Scenario) -> None:
-    rows = report_json("--db", str(scenario.db), "--namespace", "hub-b")
+    rows = report_json("--db", str(scenario.db), "--hub", "hub-b")
     assert rows == expected_rows("hub-b")
     assert rows[0]["share"] == 0.5
 
 
 def test_report_by_namespace_gives_a_row_per_hub_and_package(scenario: Scenario) -> None:
-    rows = report_json("--db", str(scenario.db), "--by", "namespace")
+    rows = report_json("--db", str(scenario.db), "--by", "hub")
     expected = [
-        {"namespace": hub, **row}
+        {"hub": hub, **row}
         for hub in sorted({h for h, _ in PROCESSES})
         for row in expected_rows(hub)
     ]
@@ -228,16 +228,12 @@ def test_report_limit_and_csv(scenario: Scenario) -> None:
 
 
 def test_report_json_carries_window_and_processes(scenario: Scenario) -> None:
-    document = report_document(
-        "--db", str(scenario.db), "--start", "2000-01-01", "--by", "namespace"
-    )
+    document = report_document("--db", str(scenario.db), "--start", "2000-01-01", "--by", "hub")
     assert document["window"]["start"] == "2000-01-01T00:00:00Z"
     assert document["processes"] == len(PROCESSES)
     assert document["processes_per_hub"] == {"": 1, "hub-a": 4, "hub-b": 2}
     for row in document["rows"]:
-        assert row["share"] == round(
-            row["count"] / document["processes_per_hub"][row["namespace"]], 6
-        )
+        assert row["share"] == round(row["count"] / document["processes_per_hub"][row["hub"]], 6)
 
 
 def test_report_limit_zero_does_not_claim_nothing_was_reported(scenario: Scenario) -> None:
@@ -353,7 +349,7 @@ def test_unused_requirements_lists_removal_candidates(scenario: Scenario) -> Non
 
 
 def test_unused_per_hub_and_with_threshold(scenario: Scenario) -> None:
-    rows = unused_json(scenario, "--python", str(scenario.env.python), "--namespace", "hub-b")
+    rows = unused_json(scenario, "--python", str(scenario.env.python), "--hub", "hub-b")
     assert {n for n, r in rows.items() if r["verdict"] == "used"} == {"alpha", "beta"}
     assert rows["python-delta"]["verdict"] == "unused"
     document = unused_document(
@@ -405,7 +401,7 @@ def prometheus(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> 
 def test_report_from_prometheus_equals_the_store(scenario: Scenario, prometheus: str) -> None:
     # 2h, not 1h: the store counts whole hourly buckets, so a report stored in the last
     # seconds of an hour must still fall inside the window.
-    for args in ((), ("--by", "namespace"), ("--namespace", "hub-a"), ("--min-processes", "2")):
+    for args in ((), ("--by", "hub"), ("--hub", "hub-a"), ("--min-processes", "2")):
         from_prometheus = report_document("--prometheus", prometheus, "--since", "2h", *args)
         from_store = report_document("--db", str(scenario.db), "--since", "2h", *args)
         del from_prometheus["window"], from_store["window"]
@@ -524,10 +520,10 @@ def test_report_ranks_by_direct(direct_scenario: DirectScenario) -> None:
         ("pkg_resources", 1),  # 1 process
         ("mylocal", 0),
     ]
-    per_hub = report_document(
-        "--db", str(direct_scenario.db), "--rank", "direct", "--by", "namespace"
-    )["rows"]
-    assert [(r["namespace"], r["package"], r["count"], r["direct"]) for r in per_hub] == [
+    per_hub = report_document("--db", str(direct_scenario.db), "--rank", "direct", "--by", "hub")[
+        "rows"
+    ]
+    assert [(r["hub"], r["package"], r["count"], r["direct"]) for r in per_hub] == [
         ("hub-a", "sklearn", 3, 3),
         ("hub-a", "setuptools", 2, 1),
         ("hub-a", "pkg_resources", 1, 1),
@@ -603,11 +599,11 @@ def test_report_by_distribution_and_namespace(direct_scenario: DirectScenario) -
         "--by",
         "distribution",
         "--by",
-        "namespace",
+        "hub",
         "--python",
         str(direct_scenario.python),
     )["rows"]
-    assert [(r["namespace"], r["distribution"], r["count"], r["direct"]) for r in rows] == [
+    assert [(r["hub"], r["distribution"], r["count"], r["direct"]) for r in rows] == [
         ("hub-a", "scikit-learn", 3, 3),  # ties: the larger direct count first
         ("hub-a", "setuptools", 3, 1),
         ("hub-a", "pillow", 2, 0),
@@ -657,7 +653,7 @@ def test_direct_counts_from_prometheus_equal_the_store(
     python = str(direct_scenario.python)
     for args in (
         (),
-        ("--rank", "direct", "--by", "namespace"),
+        ("--rank", "direct", "--by", "hub"),
         ("--min-processes", "2"),
         ("--by", "distribution", "--python", python),  # library_used through Prometheus too
     ):
@@ -666,3 +662,12 @@ def test_direct_counts_from_prometheus_equal_the_store(
         del from_prometheus["window"], from_store["window"]
         assert from_prometheus == from_store, args
     assert from_store["rows"][2]["count_exact"] is True  # setuptools' library_used count
+
+
+def test_an_unknown_hub_is_answered_with_the_hubs_that_reported(scenario: Scenario) -> None:
+    done = cli("report", "--db", str(scenario.db), "--hub", "hub-z")
+    assert done.returncode == 2
+    assert "no hub 'hub-z' reported in this window; hubs that did:" in done.stderr
+    assert "'hub-a'" in done.stderr
+    assert "'hub-b'" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

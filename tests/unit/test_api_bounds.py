@@ -60,7 +60,7 @@ def test_an_over_large_question_is_a_400_saying_what_to_narrow(api: Api) -> None
     assert response.status == 400
     error = json.loads(response.body)["error"]
     assert f"more than {MAX_CELLS} values" in error
-    for hint in ("window", "aggregate", "namespace", "limit"):
+    for hint in ("window", "aggregate", "hub", "limit"):
         assert hint in error
     # Narrowed (fewer series per page), the same window is answered.
     narrowed = api.handle(

@@ -249,7 +249,7 @@ def test_api_endpoints(tmp_path: Path) -> None:
     assert api.handle("/api/v1/popularity?start=2024-02-01&end=2024-01-01").status == 400
     assert api.handle("/nope").status == 404
     assert api.handle("/healthz").status == 200
-    assert json.loads(api.handle("/api/v1/namespaces").body) == {"namespaces": [""]}
+    assert json.loads(api.handle("/api/v1/namespaces").body) == {"hubs": [""], "namespaces": [""]}
     store.close()
     assert api.handle("/healthz").status == 503
 

@@ -85,7 +85,7 @@ def test_report_output_is_safe_for_spreadsheets_and_terminals(
     done = subprocess.run(
         [
             *(sys.executable, "-m", "popularity_contest", "report", "--db", str(hostile_store)),
-            *("--format", fmt, "--by", "namespace"),
+            *("--format", fmt, "--by", "hub"),
         ],
         capture_output=True,
         text=True,

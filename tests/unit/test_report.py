@@ -138,7 +138,7 @@ def test_render_json_carries_window_and_denominator() -> None:
     assert document["processes_per_hub"] == {"": 2, "hub-a": 4, "hub-b": 2}
     assert document["min_processes"] == 1
     assert document["rows"][1] == {
-        "namespace": "hub-a",
+        "hub": "hub-a",
         "package": "numpy",
         "count": 3,
         "direct": 0,
@@ -159,7 +159,7 @@ def test_render_csv_carries_window_and_each_rows_denominator() -> None:
     text = render(rows, "csv", by_namespace=True, span=SPAN, processes=PROCESSES)
     parsed = list(csv.DictReader(io.StringIO(text)))
     assert parsed[0] == {
-        "namespace": "",
+        "hub": "",
         "package": "numpy",
         "count": "1",
         "direct": "0",
@@ -168,7 +168,7 @@ def test_render_csv_carries_window_and_each_rows_denominator() -> None:
         "window_start": "1970-01-01T00:00:00Z",
         "window_end": "1970-01-02T00:00:00Z",
     }
-    hub_a = [r for r in parsed if r["namespace"] == "hub-a"]
+    hub_a = [r for r in parsed if r["hub"] == "hub-a"]
     assert {r["processes"] for r in hub_a} == {"4"}
     # In total, every row's share is of all processes.
     total = render(
@@ -208,7 +208,7 @@ def test_render_table_names_the_no_hub_namespace() -> None:
     rows = top_packages(PACKAGES, PROCESSES, by_namespace=True)
     text = render(rows, "table", by_namespace=True, span=SPAN, processes=PROCESSES)
     assert "1970-01-01T00:00:00Z .. 1970-01-02T00:00:00Z: 8 processes reported" in text
-    assert text.splitlines()[1].split() == ["namespace", "package", "processes", "direct", "share"]
+    assert text.splitlines()[1].split() == ["hub", "package", "processes", "direct", "share"]
     assert text.splitlines()[3].split() == ["(no", "hub)", "numpy", "1", "0", "50.0%"]
 
 

@@ -5,8 +5,11 @@
     ?start=2024-05-01&end=2024-06-01   window [start, end): ISO 8601 (UTC unless an offset
                                        is given) or Unix seconds; default the last 30 days
     &aggregate=hour|day|week|month|quarter|year   (default day; weeks start on Monday)
-    &namespace=hub-a                   one hub only ("namespace=" alone: the no-hub namespace)
-    &metric=imported_package           or user_imported_package, library_used,
+    &hub=hub-a                         one hub only ("hub=" alone: processes with no hub); the
+                                       hub is the series' `namespace` label
+    &cluster=east                      one archived source only (the `cluster` label)
+    &metric=imported_package           or user_imported_package, directly_imported_package,
+                                       directly_imported_user_package, library_used,
                                        processes_reported, or any stored metric name
     &format=json|csv                   (default json)
 
@@ -21,9 +24,9 @@ questions share one answer (computed once, however many ask) for ``CACHE_SECONDS
 until the store is next written, whichever comes first; while it is recomputed, the others
 asking get the previous one.
 
-``GET /api/v1/namespaces`` lists the namespaces seen. The API reads the store,
-so it lags what was received by at most one flush interval; ``/metrics`` includes unflushed
-counts.
+``GET /api/v1/hubs`` lists the hubs seen (``/api/v1/namespaces``, the same, is kept). The API
+reads the store, so it lags what was received by at most one flush interval; ``/metrics``
+includes unflushed counts.
 
 ``Api`` answers each endpoint from plain parameters (``Api.handle(target)`` routes a path
 and query to them, for tests); ``collector.web.app`` serves them with tornado, one
@@ -291,7 +294,7 @@ class Api:
                 return self.popularity(params)
             if parts.path == "/api/v1/packages":
                 return self.packages(params)
-            if parts.path == "/api/v1/namespaces":
+            if parts.path in ("/api/v1/hubs", "/api/v1/namespaces"):
                 return self.namespaces()
             if self.page is not None:
                 reply = self.page(target)
@@ -306,7 +309,7 @@ class Api:
                             "/healthz",
                             "/api/v1/popularity",
                             "/api/v1/packages",
-                            "/api/v1/namespaces",
+                            "/api/v1/hubs",
                         ]
                     },
                 )
@@ -325,7 +328,9 @@ class Api:
         return Response(200, content_type, encoder(self.registry))
 
     def namespaces(self) -> Response:
-        return _json(200, {"namespaces": self.store.namespaces()})
+        """The hubs seen, under both names (``hubs``; ``namespaces`` for older clients)."""
+        seen = self.store.namespaces()
+        return _json(200, {"hubs": seen, "namespaces": seen})
 
     def health(self) -> Response:
         problem = self.healthy() if self.healthy is not None else None
@@ -353,7 +358,8 @@ class Api:
         output = params.get("format") or "json"
         if output not in ("json", "csv"):
             raise BadRequestError("format must be json or csv")
-        return start, end, params.get("namespace"), metric, output
+        hub = params.get("hub", params.get("namespace"))  # `namespace=`: the label's name
+        return start, end, hub, metric, output
 
     def _key(self, endpoint: str, params: Mapping[str, str]) -> tuple[Hashable, ...]:
         """The cache key of a question: its parameters, the window to the hour (buckets
@@ -375,6 +381,9 @@ class Api:
         limit = _integer(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         offset = _integer(params, "offset", 0, 0, 10**9)
         totals = self.store.totals(start, end, namespace=namespace, metric=metric)
+        cluster = params.get("cluster")
+        if cluster is not None:  # one archived source (`popularity-contest archive`)
+            totals = [t for t in totals if t.labels.get("cluster", "") == cluster]
         if self._private(metric):
             totals = [t for t in totals if t.value >= self.min_processes]
         return totals[offset : offset + limit], len(totals), limit, offset
@@ -412,7 +421,7 @@ class Api:
             raise BadRequestError(
                 f"too large: up to {periods} periods x {len(page)} series, more than"
                 f" {MAX_CELLS} values: narrow the window (start, end), take a coarser aggregate"
-                f" (day, week, month), choose a namespace, or fewer series per page"
+                f" (day, week, month), choose a hub, or fewer series per page"
                 f" (limit, offset)"
             )
         counts = (
@@ -440,7 +449,7 @@ class Api:
                 "end": window.iso(end),
                 "aggregate": aggregate,
                 "metric": metric,
-                "namespace": namespace,
+                "hub": namespace,
                 **_paging(series, limit, offset),
                 "counts": rows,
             },
@@ -458,7 +467,7 @@ class Api:
                 "start": window.iso(start),
                 "end": window.iso(end),
                 "metric": metric,
-                "namespace": namespace,
+                "hub": namespace,
                 **_paging(series, limit, offset),
                 "totals": rows,
             },

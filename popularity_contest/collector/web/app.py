@@ -6,7 +6,7 @@
                             ETag, 304, gzip, a day of ``Cache-Control``)
 ``/api/v1/popularity``      ``Api.popularity`` (JSON or CSV)
 ``/api/v1/packages``        ``Api.packages``
-``/api/v1/namespaces``      ``Api.namespaces``
+``/api/v1/hubs``            ``Api.namespaces`` (also ``/api/v1/namespaces``)
 ``/metrics``                ``prometheus_client``'s exposition of the store's totals
 ``/healthz``                200 or 503 with the problem (never behind a login)
 ``/oauth_callback``         JupyterHub's ``HubOAuthCallbackHandler`` (under a hub login)
@@ -334,6 +334,7 @@ def make_app(context: Context, prefix: str = "/") -> tornado.web.Application:
         ("healthz", HealthHandler),
         ("api/v1/popularity", PopularityHandler),
         ("api/v1/packages", PackagesHandler),
+        ("api/v1/hubs", NamespacesHandler),
         ("api/v1/namespaces", NamespacesHandler),
     ]
     bases = ["/"] if prefix.rstrip("/") == "" else [prefix.rstrip("/") + "/", "/"]
