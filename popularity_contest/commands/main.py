@@ -232,6 +232,24 @@ def _load(target: str) -> Callable[[argparse.Namespace], int]:
     return func
 
 
+#: Top-level modules of the optional dependencies, and the extra that installs each: a
+#: subcommand that needs one which is missing says which extra to install, in one line.
+OPTIONAL_MODULES = {
+    "prometheus_client": "collector",
+    "yaml": "collector",
+    "plotly": "collector",
+    "tornado": "collector",
+    "jupyterhub": "hub",
+    "pluggy": "tljh",
+}
+
+
+def missing_extra(error: ModuleNotFoundError) -> str | None:
+    """The extra whose absence caused ``error`` (``collector``, ``hub``, ``tljh``), or None."""
+    top = (error.name or "").partition(".")[0]
+    return OPTIONAL_MODULES.get(top)
+
+
 #: Exit status after the reader of our output went away (``popularity-contest report | head``):
 #: what a shell reports for a Unix tool that SIGPIPE ended (128 + 13), so ``set -o pipefail``
 #: scripts see the same thing as with ``grep`` or ``sort``; nothing is printed.
@@ -273,6 +291,16 @@ def _run(argv: Sequence[str] | None) -> int:
         # Expected failures: one line, no traceback (bugs keep theirs).
         print(f"popularity-contest {args.command}: {error}", file=sys.stderr)
         return error.exit_status
+    except ModuleNotFoundError as error:
+        extra = missing_extra(error)
+        if extra is None:
+            raise  # not an optional dependency: a bug, keep its traceback
+        print(
+            f"popularity-contest {args.command}: needs the {extra} extra ({error.name} is not"
+            f" installed): pip install 'popularity-contest[{extra}]'",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         return 130
 
