@@ -21,12 +21,12 @@ def test_serve_creates_a_private_directory_and_private_files(tmp_path: Path) -> 
         store = tmp_path / "shared" / "popularity-contest" / "popcon.sqlite3"
         with Collector(store, "--flush-interval", "0.05", log=tmp_path / "serve.log") as c:
             c.send(LINE)
+            c.wait_until(lambda: 'package="numpy"} 1.0' in c.read("/metrics"), what="the counter")
             c.wait_until(
-                lambda: 'package="numpy"} 1.0' in c.read("/metrics"), what="the counter"
-            )
-            c.wait_until(
-                lambda: store.with_name(store.name + "-wal").exists()
-                and store.with_name(store.name + "-shm").exists(),
+                lambda: (
+                    store.with_name(store.name + "-wal").exists()
+                    and store.with_name(store.name + "-shm").exists()
+                ),
                 what="the WAL files",
             )
             files = {p.name: mode(p) for p in store.parent.iterdir()}
