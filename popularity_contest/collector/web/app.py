@@ -65,11 +65,16 @@ class Context:
     )
 
 
+class _NoHubLogin:
+    """Stands in for HubOAuthenticated without the `hub` extra (hub logins are refused at
+    start-up then). A class of its own: `object` before RequestHandler has no valid MRO."""
+
+
 def _hub_mixin() -> type:
     try:
         from jupyterhub.services.auth import HubOAuthenticated  # type: ignore[import-untyped]
-    except ImportError:  # no hub extra: hub logins are refused at start-up already
-        return object
+    except ImportError:
+        return _NoHubLogin
     return HubOAuthenticated  # type: ignore[no-any-return]
 
 
