@@ -57,6 +57,21 @@ def _format_address(address: tuple[str, int]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+#: Linux's ``SO_RCVBUFFORCE`` (asm-generic/socket.h), which CPython's socket module lacks.
+LINUX_SO_RCVBUFFORCE = 33
+
+
+def rcvbufforce_option() -> int | None:
+    """The socket option that sets a receive buffer above ``net.core.rmem_max``, or None.
+
+    Linux only (root or CAP_NET_ADMIN); CPython does not export it, hence the constant.
+    """
+    found = getattr(socket, "SO_RCVBUFFORCE", None)
+    if found is not None:
+        return int(found)
+    return LINUX_SO_RCVBUFFORCE if sys.platform.startswith("linux") else None
+
+
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
@@ -261,7 +276,7 @@ class Server:
         sock = socket.socket(_family(host), socket.SOCK_DGRAM)
         wanted = self.config.rcvbuf
         # SO_RCVBUFFORCE (root or CAP_NET_ADMIN) may exceed net.core.rmem_max; else clamp.
-        force = getattr(socket, "SO_RCVBUFFORCE", None)
+        force = rcvbufforce_option()
         try:
             if force is None:
                 raise PermissionError

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -263,6 +264,18 @@ def _where(setting: Setting) -> str:
     return f"{setting.flag} / {setting.variable}"
 
 
+def _interpreter(value: str | None, setting: Setting) -> str | None:
+    """``value`` as an executable's path (a bare name is looked up on PATH); ConfigError if none."""
+    if value is None:
+        return None
+    path = os.path.expanduser(value)
+    if os.sep not in path:
+        path = shutil.which(path) or path
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise ConfigError(f"{_where(setting)}: {value!r} is not an executable Python interpreter")
+    return path
+
+
 def _number(text: str, setting: Setting, minimum: float) -> float:
     try:
         value = float(text)
@@ -380,7 +393,7 @@ class Config:
             http=parse_address(text("http") or DEFAULT_SERVE_HTTP, _where(_BY_DEST["http"])),
             db=os.path.expanduser(db),
             mapping=text("mapping"),
-            environment=text("environment"),
+            environment=_interpreter(text("environment"), _BY_DEST["environment"]),
             flush_interval=number("flush_interval", DEFAULT_FLUSH_INTERVAL, 0.01),
             hourly_retention_days=number("hourly_retention", DEFAULT_HOURLY_RETENTION_DAYS, 1),
             max_series=int(number("max_series", DEFAULT_MAX_SERIES, 1)),

@@ -120,6 +120,11 @@ MIGRATIONS: list[str] = [
 QUERY_SECONDS = 10.0
 
 
+#: Modes of what ``Store.open`` creates: only the collector's user reads raw counts.
+PRIVATE_DIRECTORY = 0o700
+PRIVATE_FILE = 0o600
+
+
 class StoreError(PopconError):
     """A storage problem; the message starts with the database file's name."""
 
@@ -205,13 +210,25 @@ class Store:
     # --- opening and closing -----------------------------------------------------------
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True) -> Store:
-        """Open (and create or migrate) the store at ``path``."""
+        """Open (and create or migrate) the store at ``path``.
+
+        Private by default: a directory it creates is 0700 (only its last component; an
+        existing one is left alone) and a file it creates is 0600, and SQLite gives the
+        ``-wal``/``-shm`` files the database file's mode, so other users of a shared machine
+        cannot read raw counts below the privacy threshold. ``chmod`` widens it on purpose.
+        """
         name = str(path)
         if not create and not Path(name).exists():
             raise StoreError(f"{name}: no such store (has `popularity-contest serve` run?)")
         try:
             if create:
-                Path(name).parent.mkdir(parents=True, exist_ok=True)
+                Path(name).parent.mkdir(mode=PRIVATE_DIRECTORY, parents=True, exist_ok=True)
+                # An empty file is an empty SQLite database; created here with our mode
+                # (O_EXCL: a file that exists keeps its mode and content).
+                try:
+                    os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE))
+                except FileExistsError:
+                    pass
             connection = sqlite3.connect(name, check_same_thread=False, isolation_level=None)
         except (OSError, sqlite3.Error) as error:
             raise StoreError(f"{name}: {error}") from None

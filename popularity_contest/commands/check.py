@@ -39,6 +39,7 @@ from typing import Any
 from popularity_contest import activation as install
 from popularity_contest import names
 from popularity_contest.answers.formats import table
+from popularity_contest.commands.main import DEFAULT_COLLECTOR_URL
 from popularity_contest.errors import PopconError
 from popularity_contest.inprocess import classify as packages
 from popularity_contest.inprocess import lines as wire
@@ -50,6 +51,20 @@ STATSD_EXPORTER_PREFIX = "statsd_exporter_"
 #: mapped counter itself, else the embedded collector's (or statsd_exporter's) count of
 #: statsd lines received.
 EVIDENCE = (names.CHECK, names.LINES_RECEIVED, STATSD_EXPORTER_PREFIX + "lines_total")
+#: The collector's (or statsd_exporter's) count of lines no mapping rule matched: when it
+#: moves and the mapped counter does not, the counter arrived but its prefix is not mapped.
+UNMAPPED = (
+    names.COLLECTOR_PREFIX + "lines_unmapped_total",
+    STATSD_EXPORTER_PREFIX + "events_unmapped_total",
+)
+#: The reporter's yes/no variables; ``check`` warns about a value they do not recognise.
+BOOLEAN_VARIABLES = (
+    config.DISABLE,
+    config.DEBUG,
+    config.EAGER,
+    config.COUNT_DISTRIBUTIONS,
+    config.COUNT_LOCAL,
+)
 #: Seconds to wait for an ICMP "port unreachable" after sending.
 _REFUSAL_WAIT = 0.25
 #: The program ``--python``/``--prefix`` run with the target's interpreter, by path.
@@ -181,6 +196,8 @@ class CheckResult:
     test_counter: TestCounter
     resolve: Resolution
     collector: CollectorCheck | None = None
+    #: ``{"host"|"port": why}``: a variable set to something unusable (see unusable_settings).
+    unusable: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -217,6 +234,7 @@ class CheckResult:
             "test_counter": asdict(self.test_counter),
             "resolve": asdict(self.resolve),
             "collector": collector,
+            "unusable": dict(self.unusable),
             "healthy": self.healthy,
             "problems": list(self.problems),
             "warnings": list(self.warnings),
@@ -342,11 +360,13 @@ def read_collector(url: str, timeout: float) -> tuple[Reading | None, str | None
         )
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        return (
-            None,
-            f"cannot read {metrics}: {reason} (nothing answers there: is the collector running?)",
-        )
-    return Reading(Endpoint.of(text), {name: metric_total(text, name) for name in EVIDENCE}), None
+        hint = "is the collector running?"
+        if _collector_url(url) == DEFAULT_COLLECTOR_URL:
+            hint += " If it listens elsewhere, pass your collector's URL: --expect-collector"
+            hint += " http://HOST:PORT"
+        return None, f"cannot read {metrics}: {reason} (nothing answers there: {hint})"
+    evidence = {name: metric_total(text, name) for name in (*EVIDENCE, *UNMAPPED)}
+    return Reading(Endpoint.of(text), evidence), None
 
 
 def received(before: Mapping[str, float | None], after: Mapping[str, float | None]) -> str | None:
@@ -361,6 +381,55 @@ def received(before: Mapping[str, float | None], after: Mapping[str, float | Non
         if after.get(name) is not None:
             return None  # this counter exists and did not move: do not fall back further
     return None
+
+
+def unmapped(before: Mapping[str, float | None], after: Mapping[str, float | None]) -> str | None:
+    """The name of the unmapped-lines counter (see ``UNMAPPED``) that moved, if one did."""
+    for name in UNMAPPED:
+        if (after.get(name) or 0.0) > (before.get(name) or 0.0):
+            return name
+    return None
+
+
+def unrecognised_flags(environ: Mapping[str, str]) -> list[str]:
+    """Warnings for yes/no variables set to a word the reporter does not recognise.
+
+    The reporter then uses the variable's default, which is rarely what was meant
+    (``PYTHON_POPCONTEST_DISABLE=2`` does not disable). The accepted words are the
+    reporter's own (``inprocess.settings``).
+    """
+    accepted_true = sorted(config._TRUE)  # the reporter's own word lists
+    accepted_false = sorted(word for word in config._FALSE if word)
+    warnings = []
+    for name in BOOLEAN_VARIABLES:
+        value = environ.get(name)
+        if value is None:
+            continue
+        # flag() falls back to its default only for words it does not recognise.
+        if config.flag(environ, name, True) != config.flag(environ, name, False):
+            warnings.append(
+                f"{name}={value!r} is not a yes/no word, so it is ignored (the default applies):"
+                f" use one of {' '.join(accepted_true)} or {' '.join(accepted_false)}"
+                " (any case; empty means no)"
+            )
+    return warnings
+
+
+def unusable_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """``{"host"|"port": why}`` for a statsd host or port variable that cannot be used.
+
+    The reporter falls back to the default for display but sends nothing; ``check`` shows
+    the problem in that row instead of a default that is not in use.
+    """
+    found = {}
+    for key, name in (("host", config.HOST), ("port", config.PORT)):
+        value = environ.get(name)
+        if value is None:
+            continue
+        problem = config.reporter_config({name: value}).problem
+        if problem is not None:
+            found[key] = f"unusable: {name}={value!r}: {problem.removeprefix(name + ' ')}"
+    return found
 
 
 def would_report(
@@ -467,6 +536,7 @@ def gather(
 ) -> CheckResult:
     """Run every check against ``target`` (default: this interpreter's environment)."""
     target = target or target_environment()
+    environ = os.environ if environ is None else environ
     cfg = config.reporter_config(environ)
     settings = Settings.of(cfg)
     problems: list[str] = []
@@ -478,6 +548,7 @@ def gather(
     elif settings.disabled:
         problems.append(f"reporting is disabled ({config.DISABLE} is set)")
 
+    warnings.extend(unrecognised_flags(environ))
     activation = _activation(target, warnings)
     if not any(entry.installed for entry in activation):
         where = "" if target.here else f" --prefix {target.prefix}"
@@ -516,6 +587,7 @@ def gather(
         processes_counter=wire.sibling(settings.prefix, names.LEAF_PROCESSES_REPORTED),
         test_counter=TestCounter(name=test_counter_name(settings.prefix)),
         resolve=Resolution(),
+        unusable=unusable_settings(environ) if settings.problem else {},
         problems=problems,
         warnings=warnings,
     )
@@ -570,18 +642,35 @@ def gather(
         result.collector.after = after
         result.collector.evidence = evidence
         result.collector.received = evidence is not None
-        if evidence is None:
+        moved = unmapped(before, after or {})
+        if moved is not None:
+            # It arrived, but no rule maps it: real reports with this prefix are dropped too.
+            result.collector.received = True
+            result.collector.evidence = moved
+            result.collector.error = f"no mapping rule matches the prefix {settings.prefix}"
+            problems.append(
+                f"the collector at {result.collector.url} received the test counter, but no"
+                f" mapping rule matches the prefix {settings.prefix}: add a rule for it to the"
+                " collector's mapping (`serve --mapping FILE`, or statsd_exporter's"
+                " --statsd.mapping-config), or use a prefix it maps"
+            )
+        elif evidence is None:
             problems.append(
                 f"something listens on UDP {address}, but the test counter never showed on"
                 f" {result.collector.url}/metrics within {timeout:g} s: that listener is not"
                 " this collector"
             )
-            warnings.append(
-                f"another statsd server may hold UDP {address}: netdata and the Datadog agent"
-                " also listen on UDP 8125 by default (find it with `ss -ulpn`"
-                " or `lsof -i UDP:8125`)"
-            )
+            warnings.append(suspects(settings.port, address))
     return result
+
+
+def suspects(port: int, address: str) -> str:
+    """The warning about another program holding the reporter's UDP port."""
+    text = f"another program may hold UDP {address} (find it with `ss -ulpn`"
+    text += f" or `lsof -i UDP:{port}`)"
+    if port == config.DEFAULT_PORT:
+        text += f"; netdata and the Datadog agent also listen on UDP {port} by default"
+    return text
 
 
 def _wait_for_collector(
@@ -596,7 +685,7 @@ def _wait_for_collector(
         if reading is not None:
             after = reading.evidence
             evidence = received(before, after)
-            if evidence is not None:
+            if evidence is not None or unmapped(before, after) is not None:
                 return evidence, after
         if time.monotonic() >= deadline:
             return None, after
@@ -619,8 +708,8 @@ def render(result: CheckResult) -> str:
         installed = env.probe.popularity_contest or "not installed"
         rows.append(["popularity-contest", f"{installed} (Python {env.probe.version})"])
     rows += [
-        ["host", cfg.host],
-        ["port", str(cfg.port)],
+        ["host", result.unusable.get("host", cfg.host)],
+        ["port", result.unusable.get("port", str(cfg.port))],
         ["prefix", cfg.prefix],
         ["config", f"problem: {cfg.problem}" if cfg.problem else "ok"],
         ["disabled", _yes(cfg.disabled)],
@@ -663,6 +752,8 @@ def render(result: CheckResult) -> str:
             name = collector.evidence
             was, now = collector.before.get(name) or 0, collector.after.get(name) or 0
             state = f"received ({name} {was:g} -> {now:g})"
+            if collector.error:
+                state += f", but {collector.error}"
         else:
             state = f"NOT received: {collector.error or 'no change'}"
         kind = f" ({collector.kind.value})" if collector.kind is not None else ""
@@ -676,7 +767,7 @@ def render(result: CheckResult) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``popularity-contest check``."""
-    timeout = args.timeout if args.timeout > 0 else 2.0
+    timeout = args.timeout
     target = target_environment(args.python, args.prefix)
     result = gather(args.expect_collector, timeout, target=target)
     if args.format == "json":

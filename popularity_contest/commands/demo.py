@@ -17,6 +17,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -87,8 +88,40 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
             server.wait()
 
 
+class _TerminatedError(Exception):
+    """SIGTERM or SIGHUP arrived: unwind through the same cleanup as Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+#: The signals that stop the demo like Ctrl-C does (a service manager, a closed terminal).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    raise _TerminatedError(signum)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Entry point of ``popularity-contest demo``: 0 when the counts were shown."""
+    """Entry point of ``popularity-contest demo``: 0 when the counts were shown.
+
+    SIGTERM and SIGHUP stop it like Ctrl-C (the collector stopped, the temporary store
+    removed); it then returns 128 + the signal's number. The previous handlers are
+    restored before it returns.
+    """
+    previous = {signum: signal.signal(signum, _raise_terminated) for signum in STOP_SIGNALS}
+    try:
+        return _run(args)
+    except _TerminatedError as stop:
+        return 128 + stop.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run(args: argparse.Namespace) -> int:
     available = [name for name in CANDIDATES if importlib.util.find_spec(name) is not None]
     if len(available) < 2:
         print(
@@ -103,7 +136,24 @@ def run(args: argparse.Namespace) -> int:
     db = scratch / "popcon.sqlite3"
     env = {**os.environ, "PYTHON_POPCONTEST_DISABLE": "1"}
     print(f"demo: starting the collector: statsd 127.0.0.1:{statsd_port}, http {base}", flush=True)
-    server = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        server = _start_server(statsd_port, http_port, db, env)
+        return _show(args, server, base, statsd_port, available, db)
+    except (RuntimeError, subprocess.CalledProcessError) as error:
+        print(f"demo: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if server is not None:
+            _stop(server)
+        shutil.rmtree(scratch, ignore_errors=True)
+        print(f"demo: stopped the collector, removed {scratch}", flush=True)
+
+
+def _start_server(
+    statsd_port: int, http_port: int, db: Path, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
         [
             sys.executable,
             "-m",
@@ -118,51 +168,54 @@ def run(args: argparse.Namespace) -> int:
         ],
         env=env,
     )
-    try:
-        _wait(lambda: _get(base + "/healthz"), "the collector to start")
-        processes = 0
-        for hub, runs in HUBS.items():
-            for picks in runs:
-                names = [available[i % len(available)] for i in picks]
-                code = "import popularity_contest.reporter\n" + "".join(
-                    f"import {name}\n" for name in names
-                )
-                child_env = {
-                    **os.environ,
-                    "PYTHON_POPCONTEST_STATSD_HOST": "127.0.0.1",
-                    "PYTHON_POPCONTEST_STATSD_PORT": str(statsd_port),
-                    "PYTHON_POPCONTEST_STATSD_PREFIX": f"python_popcon.hub.{hub}.imported_package",
-                }
-                child_env.pop("PYTHON_POPCONTEST_DISABLE", None)
-                subprocess.run(  # noqa: S603 - this interpreter, our own code
-                    [sys.executable, "-c", code], env=child_env, check=True
-                )
-                processes += 1
-                print(f"demo: hub {hub:8} ran python -c 'import {', '.join(names)}'")
 
-        def stored() -> bool:
-            doc = json.loads(_get(base + "/api/v1/packages?metric=processes_reported"))
-            return sum(int(row["count"]) for row in doc["totals"]) >= processes
 
-        _wait(stored, "the collector to store every report")
-        _print_counts(base, db)
-        print(f"\nPrometheus scrapes {base}/metrics; people open {base}/")
-        if _should_wait(args):
-            print(f"\ndemo: the page is up at {base}/ -- press Ctrl-C to stop", flush=True)
-            try:
-                server.wait()
-            except KeyboardInterrupt:
-                print()  # after the terminal's ^C
-            else:
-                print("demo: the collector stopped on its own", file=sys.stderr)
-                return 1
-    except (RuntimeError, subprocess.CalledProcessError) as error:
-        print(f"demo: {error}", file=sys.stderr)
-        return 1
-    finally:
-        _stop(server)
-        shutil.rmtree(scratch, ignore_errors=True)
-        print(f"demo: stopped the collector, removed {scratch}", flush=True)
+def _show(  # noqa: PLR0917 - private helper, one call site
+    args: argparse.Namespace,
+    server: subprocess.Popen[bytes],
+    base: str,
+    statsd_port: int,
+    available: list[str],
+    db: Path,
+) -> int:
+    """Run the instrumented processes, print the counts, then wait if asked."""
+    _wait(lambda: _get(base + "/healthz"), "the collector to start")
+    processes = 0
+    for hub, runs in HUBS.items():
+        for picks in runs:
+            names = [available[i % len(available)] for i in picks]
+            code = "import popularity_contest.reporter\n" + "".join(
+                f"import {name}\n" for name in names
+            )
+            child_env = {
+                **os.environ,
+                "PYTHON_POPCONTEST_STATSD_HOST": "127.0.0.1",
+                "PYTHON_POPCONTEST_STATSD_PORT": str(statsd_port),
+                "PYTHON_POPCONTEST_STATSD_PREFIX": f"python_popcon.hub.{hub}.imported_package",
+            }
+            child_env.pop("PYTHON_POPCONTEST_DISABLE", None)
+            subprocess.run(  # noqa: S603 - this interpreter, our own code
+                [sys.executable, "-c", code], env=child_env, check=True
+            )
+            processes += 1
+            print(f"demo: hub {hub:8} ran python -c 'import {', '.join(names)}'")
+
+    def stored() -> bool:
+        doc = json.loads(_get(base + "/api/v1/packages?metric=processes_reported"))
+        return sum(int(row["count"]) for row in doc["totals"]) >= processes
+
+    _wait(stored, "the collector to store every report")
+    _print_counts(base, db)
+    print(f"\nPrometheus scrapes {base}/metrics; people open {base}/")
+    if _should_wait(args):
+        print(f"\ndemo: the page is up at {base}/ -- press Ctrl-C to stop", flush=True)
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            print()  # after the terminal's ^C
+        else:
+            print("demo: the collector stopped on its own", file=sys.stderr)
+            return 1
     return 0
 
 

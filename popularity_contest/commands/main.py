@@ -78,6 +78,30 @@ def _add_window(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: ``check --expect-collector`` without a URL: the embedded collector's default HTTP address.
+DEFAULT_COLLECTOR_URL = "http://127.0.0.1:9102"
+
+
+def _http_url(text: str) -> str:
+    """An ``http://`` or ``https://`` URL (anything else is refused before any lookup)."""
+    if not text.lower().startswith(("http://", "https://")) or len(text.split("://", 1)[1]) == 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a URL: give http://HOST:PORT or https://HOST:PORT"
+        )
+    return text
+
+
+def _positive_seconds(text: str) -> float:
+    """A number of seconds greater than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number of seconds above 0")
+    return value
+
+
 def _add_archive(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The ``archive`` subcommand's flags."""
     cmd = sub.add_parser(
@@ -151,11 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--expect-collector",
         nargs="?",
-        const="http://127.0.0.1:9102",
+        const=DEFAULT_COLLECTOR_URL,
+        type=_http_url,
         metavar="URL",
-        help="verify that the embedded collector at URL received the test counter",
+        help="verify that the collector at URL (http:// or https://; default"
+        f" {DEFAULT_COLLECTOR_URL}) received the test counter",
     )
-    check.add_argument("--timeout", type=float, default=2.0, help="seconds to wait (default 2)")
+    check.add_argument(
+        "--timeout", type=_positive_seconds, default=2.0, help="seconds to wait (default 2)"
+    )
     _add_format(check, ("table", "json"))
     check.set_defaults(target="popularity_contest.commands.check:run")
 
@@ -256,6 +284,24 @@ def _load(target: str) -> Callable[[argparse.Namespace], int]:
     return func
 
 
+#: Top-level modules of the optional dependencies, and the extra that installs each: a
+#: subcommand that needs one which is missing says which extra to install, in one line.
+OPTIONAL_MODULES = {
+    "prometheus_client": "collector",
+    "yaml": "collector",
+    "plotly": "collector",
+    "tornado": "collector",
+    "jupyterhub": "hub",
+    "pluggy": "tljh",
+}
+
+
+def missing_extra(error: ModuleNotFoundError) -> str | None:
+    """The extra whose absence caused ``error`` (``collector``, ``hub``, ``tljh``), or None."""
+    top = (error.name or "").partition(".")[0]
+    return OPTIONAL_MODULES.get(top)
+
+
 #: Exit status after the reader of our output went away (``popularity-contest report | head``):
 #: what a shell reports for a Unix tool that SIGPIPE ended (128 + 13), so ``set -o pipefail``
 #: scripts see the same thing as with ``grep`` or ``sort``; nothing is printed.
@@ -297,6 +343,16 @@ def _run(argv: Sequence[str] | None) -> int:
         # Expected failures: one line, no traceback (bugs keep theirs).
         print(f"popularity-contest {args.command}: {error}", file=sys.stderr)
         return error.exit_status
+    except ModuleNotFoundError as error:
+        extra = missing_extra(error)
+        if extra is None:
+            raise  # not an optional dependency: a bug, keep its traceback
+        print(
+            f"popularity-contest {args.command}: needs the {extra} extra ({error.name} is not"
+            f" installed): pip install 'popularity-contest[{extra}]'",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -10,9 +10,11 @@ across midnight, hubs, and every archived metric.
 
 from __future__ import annotations
 
+import http.server
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ import pytest
 
 from popularity_contest import names
 from popularity_contest.collector.store import DAY, Store
+from tests.collectorkit import Collector
 from tests.conftest import require_system
 from tests.integration.prometheus import PrometheusServer
 
@@ -297,3 +300,58 @@ def test_bad_flags_fail_with_one_line(tmp_path: Path, args: tuple[str, ...], mes
     assert done.returncode != 0
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.fixture
+def html_501() -> Iterator[str]:
+    """A real HTTP server that answers every GET with a multi-line HTML 501 page."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = (
+                b"<html>\n<head><title>501</title></head>\n<body>Not Implemented</body>\n</html>\n"
+            )
+            self.send_response(501)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+def test_a_source_that_is_not_a_prometheus_api_is_one_line_with_a_hint(
+    tmp_path: Path, html_501: str
+) -> None:
+    # The embedded collector (which answers its own JSON 404) and an HTML error page.
+    with Collector(tmp_path / "serve.sqlite3", "--no-statsd") as served:
+        done = archive(
+            tmp_path / "db.sqlite3",
+            "--source",
+            f"serve={served.url}",
+            "--source",
+            f"html={html_501}",
+            "--backfill",
+            "3d",
+        )
+        served.stop()
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4, done.stdout  # header, rule, one line per source
+    serve_row = next(line for line in lines if line.startswith("serve "))
+    html_row = next(line for line in lines if line.startswith("html "))
+    assert "HTTP 404" in serve_row
+    assert "HTTP 501" in html_row
+    assert "<html" not in html_row
+    assert "\\n" not in done.stdout
+    for row in (serve_row, html_row):
+        assert "this looks like popularity-contest serve or not a Prometheus API" in row

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from popularity_contest.commands.check import suspects
 from tests.collectorkit import Collector
 from tests.conftest import require
 from tests.envkit import Env
@@ -101,6 +102,10 @@ def test_check_fails_on_a_bad_configuration() -> None:
     assert done.returncode == 1
     assert "PYTHON_POPCONTEST_STATSD_PORT" in done.stdout
     assert done.stdout.rstrip().endswith("NOT healthy")
+    # The port row shows the problem, not the default 8125 as if it were in use.
+    (port_row,) = [line for line in done.stdout.splitlines() if line.startswith("port ")]
+    assert "unusable: PYTHON_POPCONTEST_STATSD_PORT='99999'" in port_row
+    assert "8125" not in port_row
 
 
 @pytest.mark.needs_root
@@ -161,7 +166,9 @@ def test_expect_collector_fails_when_the_collector_gets_nothing(
     assert result["collector"]["received"] is False
     assert result["collector"]["kind"] == "popularity-contest"
     assert any("never showed" in problem for problem in result["problems"])
-    assert any("netdata" in w and "Datadog" in w for w in result["warnings"])
+    # Not 8125: the usual suspects of that port are not named, the way to find one is.
+    assert any("ss -ulpn" in w for w in result["warnings"])
+    assert not any("netdata" in w for w in result["warnings"])
 
 
 def test_expect_collector_fails_when_nothing_serves_the_url(udp: socket.socket) -> None:
@@ -240,9 +247,79 @@ def test_expect_collector_names_the_usual_suspects_when_the_counter_never_shows(
     assert "(statsd_exporter): NOT received" in done.stdout
     assert "problem: something listens on UDP 127.0.0.1:" in done.stdout
     assert "never showed on" in done.stdout
-    warning = next(line for line in done.stdout.splitlines() if "another statsd server" in line)
-    assert "netdata" in warning
-    assert "Datadog" in warning
+    warning = next(line for line in done.stdout.splitlines() if "another program" in line)
+    assert f"lsof -i UDP:{udp.getsockname()[1]}" in warning
+    assert "netdata" not in warning  # they hold 8125, not this port
+
+
+def test_the_usual_suspects_are_named_for_port_8125_only() -> None:
+    assert "netdata and the Datadog agent" in suspects(8125, "localhost:8125")
+    assert "netdata" not in suspects(9125, "localhost:9125")
+
+
+def test_expect_collector_says_when_the_prefix_is_not_mapped(collector: tuple[int, str]) -> None:
+    port, url = collector
+    env = {**target(port), "PYTHON_POPCONTEST_STATSD_PREFIX": "acme.imported_package"}
+    done, _ = check("--expect-collector", url, "--format", "json", env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert result["collector"]["received"] is True
+    assert result["collector"]["evidence"] == "popcon_collector_lines_unmapped_total"
+    (problem,) = result["problems"]
+    assert "received the test counter, but no mapping rule matches the prefix" in problem
+    assert "acme.imported_package: add a rule" in problem
+    assert not any("netdata" in w or "another program" in w for w in result["warnings"])
+    # A second time too (the mapped check counter may exist by then from other checks).
+    done, _ = check("--expect-collector", url, env=env)
+    assert done.returncode == 1
+    assert "but no mapping rule matches the prefix acme.imported_package" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--expect-collector", "notaurl"], "is not a URL"),
+        (["--expect-collector", "ftp://127.0.0.1:9"], "is not a URL"),
+        (["--timeout", "0"], "above 0"),
+        (["--timeout", "-1"], "above 0"),
+        (["--timeout", "nan"], "above 0"),
+    ],
+)
+def test_check_refuses_unusable_flags(args: list[str], says: str) -> None:
+    done, elapsed = check(*args, env=target(dead_port()))
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr
+    assert done.stdout == ""  # refused before anything was looked up or sent
+    assert elapsed < 30
+
+
+@pytest.mark.needs_root
+def test_expect_collector_without_url_hints_at_passing_one() -> None:
+    # The default URL (127.0.0.1:9102) is read inside a private network namespace, whose
+    # loopback is down: nothing answers, and no real collector on this machine is touched.
+    unshare = shutil.which("unshare")
+    require(unshare is not None and os.geteuid() == 0, "needs root and unshare(1) for -n")
+    assert unshare is not None
+    probe = subprocess.run([unshare, "-n", "true"], capture_output=True, check=False)
+    require(probe.returncode == 0, "cannot create a network namespace here")
+    done, _ = check("--expect-collector", "--format", "json", env=target(9), prefix=[unshare, "-n"])
+    assert done.returncode == 1
+    result = json.loads(done.stdout)
+    assert result["collector"]["url"] == "http://127.0.0.1:9102"
+    assert any(
+        "pass your collector's URL: --expect-collector http://HOST:PORT" in p
+        for p in result["problems"]
+    ), result["problems"]
+
+
+def test_check_names_an_unrecognised_yes_no_word(udp: socket.socket) -> None:
+    env = {**target(udp.getsockname()[1]), "PYTHON_POPCONTEST_DISABLE": "2"}
+    done, _ = check("--format", "json", env=env)
+    result = json.loads(done.stdout)
+    (warning,) = [w for w in result["warnings"] if "PYTHON_POPCONTEST_DISABLE" in w]
+    assert "'2' is not a yes/no word" in warning
+    for word in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        assert f" {word}" in warning
 
 
 # --- another environment: --prefix / --python ------------------------------------------------

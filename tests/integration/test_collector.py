@@ -418,6 +418,12 @@ def test_odd_requests_get_clean_answers_and_nothing_about_clients_is_logged(
         (b"POST /api/v1/packages HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", b" 405 "),
         (b"DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n", b" 405 "),
         (b"BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n", b" 405 "),
+        # Every GET endpoint refuses other methods with 405 (not 501, which means "unknown").
+        (b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", b" 405 "),
+        (b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", b" 405 "),
+        (b"DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n", b" 405 "),
+        (b"PUT /api/v1/popularity HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", b" 405 "),
+        (b"DELETE /api/v1/packages HTTP/1.1\r\nHost: x\r\n\r\n", b" 405 "),
         (b"GET /api/v1/popularity?end=1e18 HTTP/1.1\r\nHost: x\r\n\r\n", b" 400 "),
         (b"GET /api/v1/packages?start=%ff%fe HTTP/1.1\r\nHost: x\r\n\r\n", b" 400 "),
         (b"GET /nope/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", b" 404 "),

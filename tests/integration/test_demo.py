@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import re
 import signal
 import subprocess
@@ -9,6 +11,9 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from popularity_contest.commands import demo as demo_command
 from tests.collectorkit import stop_process
 from tests.envkit import REPO, clean_env
 
@@ -68,6 +73,56 @@ def test_demo_keeps_the_page_up_until_ctrl_c_then_cleans_up() -> None:
     assert removed is not None, rest
     assert not Path(removed.group(1)).exists()
     assert "stopped: 32 lines received" in errors  # the collector was stopped
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_demo_stopped_by_a_signal_stops_its_collector_and_removes_its_store(
+    stop: signal.Signals,
+) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "popularity_contest", "demo", "--wait"],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as demo:
+        try:
+            assert demo.stdout is not None
+            lines: list[str] = []
+            for line in demo.stdout:
+                lines.append(line)
+                if "press Ctrl-C to stop" in line:
+                    break
+            assert "press Ctrl-C to stop" in lines[-1], "".join(lines)
+            demo.send_signal(stop)  # a service manager stopping it, a terminal closing
+            rest, errors = demo.communicate(timeout=60)
+        finally:
+            stop_process(demo)
+    assert demo.returncode == 128 + stop, errors
+    removed = REMOVED.search(rest)
+    assert removed is not None, rest
+    assert not Path(removed.group(1)).exists()
+    assert "stopped: 32 lines received" in errors  # the serve child was stopped, not orphaned
+    assert "Traceback" not in errors
+
+
+def test_demo_restores_the_signal_handlers_it_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    def mine(_signum: int, _frame: object) -> None:
+        raise AssertionError("the demo's handler should have run")
+
+    def terminated_meanwhile(_args: argparse.Namespace) -> int:
+        os.kill(os.getpid(), signal.SIGTERM)  # a real signal, delivered to this process
+        return 0
+
+    monkeypatch.setattr(demo_command, "_run", terminated_meanwhile)
+    before = {signum: signal.signal(signum, mine) for signum in demo_command.STOP_SIGNALS}
+    try:
+        assert demo_command.run(argparse.Namespace(wait=True)) == 128 + signal.SIGTERM
+        for signum in demo_command.STOP_SIGNALS:
+            assert signal.getsignal(signum) is mine
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def test_readme_quickstart_and_ci_run_the_same_commands() -> None:

@@ -407,6 +407,7 @@ def test_check_json_keeps_its_keys() -> None:
         "test_counter",
         "resolve",
         "collector",
+        "unusable",
         "healthy",
         "problems",
         "warnings",
