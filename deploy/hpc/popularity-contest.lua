@@ -21,5 +21,5 @@ local stack = "python-2024"                 -- letters, digits, '_' and '-': the
 
 setenv("PYTHON_POPCONTEST_STATSD_HOST", collector)
 setenv("PYTHON_POPCONTEST_STATSD_PORT", "8125")
--- One collector, several stacks: `popularity-contest report --by namespace` splits by this.
+-- One collector, several stacks: `popularity-contest report --by hub` splits by this.
 setenv("PYTHON_POPCONTEST_STATSD_PREFIX", "python_popcon.hub." .. stack .. ".imported_package")
