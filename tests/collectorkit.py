@@ -85,10 +85,14 @@ class Collector:
         self._log = self.log.open("ab")
         command = [sys.executable, "-m", "popularity_contest", "serve", "--db", str(db)]
         command += ["--statsd", f"127.0.0.1:{statsd_port}", "--http", f"127.0.0.1:{http_port}"]
+        environ = clean_env(env)
+        if wrapper:
+            # Run as another user, who cannot write coverage's data files into the checkout.
+            environ.pop("COVERAGE_PROCESS_CONFIG", None)
         self.process = subprocess.Popen(
             [*wrapper, *command, *extra],
             cwd=REPO,
-            env=clean_env(env),
+            env=environ,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
