@@ -69,14 +69,17 @@ system-deps:
 	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
 	command -v configurable-http-proxy >/dev/null || npm install -g --silent configurable-http-proxy
 
-# The reporter's and activation's integration tests under every Python users run (3.10-3.13),
+# The reporter's, activation's and collector's tests under every Python users run (3.10-3.13),
 # each from the pyenv interpreters of this machine/CI, in a venv of its own
 # (.venv-matrix/<version>, pip install -e '.[dev]'). A missing interpreter is skipped with
 # a reason locally and fails under CI=true.
 MATRIX_TESTS := tests/integration/test_reporter.py tests/integration/test_reporter_layouts.py \
 	tests/integration/test_activation.py tests/integration/test_kernels.py \
 	tests/integration/test_no_real_collector.py tests/unit/test_inprocess_imports.py \
-	tests/unit/test_packages.py tests/unit/test_wire.py tests/unit/test_config.py
+	tests/unit/test_packages.py tests/unit/test_wire.py tests/unit/test_config.py \
+	tests/unit/test_statsd_line.py tests/unit/test_mapping.py tests/unit/test_store.py \
+	tests/unit/test_collector_ingest.py tests/unit/test_serve_settings.py \
+	tests/unit/test_api_bounds.py tests/integration/test_collector.py
 matrix:
 	@root=$$(pyenv root 2>/dev/null || echo "$$HOME/.pyenv"); status=0; \
 	for minor in 10 11 12 13; do \
