@@ -39,7 +39,12 @@ from popularity_contest.inprocess import lines as wire
 from popularity_contest.inprocess import process
 from popularity_contest.inprocess import settings as _config
 from popularity_contest.inprocess.process import Address
-from popularity_contest.names import LEAF_LIBRARY_USED, LEAF_PROCESSES_REPORTED
+from popularity_contest.names import (
+    LEAF_DIRECTLY_IMPORTED_PACKAGE,
+    LEAF_DIRECTLY_IMPORTED_USER_PACKAGE,
+    LEAF_LIBRARY_USED,
+    LEAF_PROCESSES_REPORTED,
+)
 
 # `typing` costs milliseconds to import and is not loaded at start-up: only mypy sees this.
 TYPE_CHECKING = False
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from popularity_contest.inprocess.classify import Classifier
+    from popularity_contest.inprocess.direct import ImportHook
     from popularity_contest.inprocess.settings import ReporterConfig
 
 #: Longest the exit hook waits for the collector's address to resolve (seconds).
@@ -68,6 +74,12 @@ class _Reporter:
         self.process_counted = False
         self.distributions_sent: set[str] = set()
         self.sent: list[str] = []  # package names sent, for PYTHON_POPCONTEST_COUNTED
+        self.sent_kind: dict[str, str] = {}  # package sent -> SITE or USER
+        #: Direct imports (issue 15): names user code imported, not decided yet; names done.
+        self.direct_pending: set[str] = set()
+        self.direct_done: set[str] = set()
+        self.direct_sent: list[str] = []
+        self.hook: ImportHook | None = None
         self._classifier: Classifier | None = None
         #: True while an IPython shell or kernel is starting: what it imports is plumbing.
         self.starting_shell = starting_shell
@@ -95,9 +107,12 @@ class _Reporter:
         """After ``exec`` in the same process: what the previous image sent stays sent."""
         pid, _, names = os.environ.get(_config.COUNTED, "").partition(":")
         if pid == str(os.getpid()):
+            names, _, direct = names.partition("/")
             self.process_counted = True
             self.sent = [n for n in names.split(",") if n]
             self.decided.update(self.sent)
+            self.direct_sent = [n for n in direct.split(",") if n]
+            self.direct_done.update(self.direct_sent)
 
     def debug(self, message: str) -> None:
         if self.config.debug:
@@ -154,6 +169,7 @@ class _Reporter:
         prefix = self.config.prefix
         lines = [wire.counter_line(wire.package_name(prefix, name, user_site=kind == USER))]
         self.sent.append(name)
+        self.sent_kind[name] = kind
         if self.config.count_distributions:
             # A namespace package names the owners of the files imported under it, now or
             # at a later sweep; anything else names its distribution.
@@ -186,6 +202,36 @@ class _Reporter:
                 self.debug(f"{name}: {error!r}")
         return self.distribution_lines(owners)
 
+    # -- direct imports ---------------------------------------------------------------
+    def note_direct(self, name: str) -> None:
+        """The import hook saw user code import top-level ``name`` (before the import)."""
+        if name in self.direct_done or name in self.baseline:
+            return
+        self.direct_pending.add(name)
+        if name in self.sent_kind and self.lock.acquire(False):
+            try:  # already counted as a package: send at once, a kernel may die next
+                self.emit([], wait=0.0)
+            finally:
+                self.lock.release()
+
+    def direct_lines(self) -> "list[str]":
+        """Lines for the pending direct imports of packages already sent; pending names
+        decided not to count are dropped. Never a direct line without its package."""
+        lines: list[str] = []
+        for name in sorted(self.direct_pending):
+            kind = self.sent_kind.get(name)
+            if kind is not None:
+                leaf = LEAF_DIRECTLY_IMPORTED_PACKAGE
+                if kind == "user":  # classify.USER, without importing classify here
+                    leaf = LEAF_DIRECTLY_IMPORTED_USER_PACKAGE
+                lines.append(wire.counter_line(f"{wire.sibling(self.config.prefix, leaf)}.{name}"))
+                self.direct_sent.append(name)
+            elif name not in self.decided and name not in self.baseline:
+                continue  # not imported yet (or failed): decide later
+            self.direct_pending.discard(name)
+            self.direct_done.add(name)
+        return lines
+
     def settle(self) -> None:
         """Classify the observed names whose modules are now in ``sys.modules``."""
         modules = sys.modules
@@ -210,6 +256,8 @@ class _Reporter:
 
     # -- sending ----------------------------------------------------------------------
     def emit(self, lines: "list[str]", wait: float, final: bool = False) -> None:
+        if self.direct_pending:
+            lines.extend(self.direct_lines())
         if not self.process_counted and (lines or final):
             self.process_counted = True
             name = wire.sibling(self.config.prefix, LEAF_PROCESSES_REPORTED)
@@ -231,6 +279,8 @@ class _Reporter:
     def mark_counted(self) -> None:
         """Tell an ``exec``'d image of this process what is already sent."""
         text = f"{os.getpid()}:{','.join(self.sent)}"
+        if self.direct_sent:
+            text += f"/{','.join(self.direct_sent)}"
         if len(text) > MAX_COUNTED:
             text = text[: text.rfind(",", 0, MAX_COUNTED)]
         if os.environ.get(_config.COUNTED) != text:
@@ -279,6 +329,11 @@ class _ImportObserver:
                     if state.starting_shell or top in state.baseline:
                         return
                 state.candidates.add(top)
+                if state.hook is not None:
+                    from popularity_contest.inprocess.direct import import_module_caller
+
+                    if import_module_caller(state.hook):
+                        state.note_direct(top)
             if state.candidates and not state.starting_shell and state.lock.acquire(False):
                 try:
                     state.settle()
@@ -292,6 +347,12 @@ class _ImportObserver:
 
 
 _observer: _ImportObserver = globals().get("_observer") or _ImportObserver()
+
+
+def _note_direct(name: str) -> None:
+    state = _state
+    if state is not None:
+        state.note_direct(name)
 
 
 def _at_exit() -> None:
@@ -343,6 +404,7 @@ def _after_fork_in_child() -> None:
         state.baseline.update(state.candidates)
         state.candidates.clear()
         state.outbox.clear()
+        state.direct_pending.clear()
         state.process_counted = True
         state.sock = None  # the parent's socket stays the parent's
         state.address.after_fork()
@@ -376,6 +438,10 @@ def setup_reporter(environ: "Mapping[str, str] | None" = None) -> bool:
     if cfg.eager:
         sys.meta_path.insert(0, _observer)
         state.watch_shell()
+    if cfg.count_direct:
+        from popularity_contest.inprocess import direct
+
+        state.hook = direct.install(_note_direct)
     atexit.register(_at_exit)
     if not _fork_hook_registered and hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -391,6 +457,10 @@ def stop() -> None:
     if state is None:
         return
     atexit.unregister(_at_exit)
+    if state.hook is not None:
+        from popularity_contest.inprocess import direct
+
+        direct.uninstall(state.hook)
     while _observer in sys.meta_path:
         sys.meta_path.remove(_observer)
     try:

@@ -27,6 +27,7 @@ MAX_DATAGRAM = ENV_PREFIX + "MAX_DATAGRAM"
 EAGER = ENV_PREFIX + "EAGER"
 COUNT_DISTRIBUTIONS = ENV_PREFIX + "COUNT_DISTRIBUTIONS"
 COUNT_LOCAL = ENV_PREFIX + "COUNT_LOCAL"
+COUNT_DIRECT = ENV_PREFIX + "COUNT_DIRECT"
 #: Set by the reporter itself (``<pid>:<package>,...``): what this process already sent, for
 #: an image that replaces it with ``exec`` (same pid). Never set it yourself.
 COUNTED = ENV_PREFIX + "COUNTED"
@@ -71,6 +72,7 @@ class ReporterConfig:
     """The reporter's settings, as read from the environment."""
 
     __slots__ = (
+        "count_direct",
         "count_distributions",
         "count_local",
         "debug",
@@ -93,6 +95,7 @@ class ReporterConfig:
         eager: bool = True,
         count_distributions: bool = False,
         count_local: bool = False,
+        count_direct: bool = True,
         debug: bool = False,
         disabled: bool = False,
         problem: str | None = None,
@@ -104,6 +107,8 @@ class ReporterConfig:
         self.eager = eager
         self.count_distributions = count_distributions
         self.count_local = count_local
+        #: Also count the packages the process's own code imports (issue 15).
+        self.count_direct = count_direct
         self.debug = debug
         #: True when reporting is off, by choice (``disabled`` without ``problem``) or
         #: because a setting is unusable (``problem`` says which).
@@ -159,6 +164,7 @@ def reporter_config(environ: "Mapping[str, str] | None" = None) -> ReporterConfi
         eager=flag(env, EAGER, True),
         count_distributions=flag(env, COUNT_DISTRIBUTIONS, False),
         count_local=flag(env, COUNT_LOCAL, False),
+        count_direct=flag(env, COUNT_DIRECT, True),
         debug=debug,
         disabled=disabled or problem is not None,
         problem=problem,
