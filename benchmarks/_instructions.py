@@ -45,6 +45,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkouts", nargs="*", type=Path, default=[_env.REPO])
     parser.add_argument("--workload", action="append", default=None)
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE",
+        help="a variable for the reporter's runs (e.g. PYTHON_POPCONTEST_COUNT_DIRECT=0)",
+    )  # fmt: skip
     args = parser.parse_args()
     workloads = args.workload or ["six", "pandas"]
     env = _env.build(reinstall=False)
@@ -61,6 +65,7 @@ def main() -> int:
                 PYTHON_POPCONTEST_STATSD_HOST="127.0.0.1", PYTHON_POPCONTEST_STATSD_PORT="9",
             )  # fmt: skip
             base.pop("PYTHONDONTWRITEBYTECODE", None)
+            base.update(item.partition("=")[::2] for item in args.env)
             for workload in workloads:
                 argv = [str(env.python), "-c", f"import {workload}"]
                 baseline = instructions(argv, base)

@@ -26,14 +26,23 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from types import FrameType
 
 _getframe = sys._getframe
 _OURS = "popularity_contest"
 
 
+#: (IMPORT_NAME, EXTENDED_ARG, LOAD_CONST) by version: importing `opcode` costs ~2 M
+#: instructions at start-up; a test compares these with `opcode.opmap`.
+KNOWN_OPCODES = {(3, 10): (108, 144, 100), (3, 11): (108, 144, 100), (3, 12): (108, 144, 100),
+                 (3, 13): (75, 71, 83)}  # fmt: skip
+
+
 def _opcodes() -> "tuple[int, int, int, frozenset[int]]":
+    known = KNOWN_OPCODES.get(sys.version_info[:2])
+    if known is not None:
+        return (*known, frozenset({known[2]}))
     import opcode
 
     opmap = opcode.opmap
@@ -80,9 +89,9 @@ def imported_name(frame: "FrameType") -> "str | None":
     return name if type(name) is str else None
 
 
-def _roots() -> "tuple[str, ...]":
+def _places() -> "set[str]":
     """Where installed code lives: the installation prefixes, the standard library and the
-    site directories (real paths too), each ending with a separator."""
+    site directories."""
     places = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
     places.add(os.path.dirname(os.__file__))
     site = sys.modules.get("site")
@@ -94,51 +103,63 @@ def _roots() -> "tuple[str, ...]":
     except Exception:  # a replaced `site`: the prefixes still cover the environment
         pass
     places.update(p for p in sys.path if type(p) is str and p.endswith("-packages"))
-    found = set()
-    for place in places:
-        if type(place) is str and place:
-            for path in (os.path.abspath(place), os.path.realpath(place)):
-                found.add(os.path.normcase(path).rstrip(os.sep) + os.sep)
-    return tuple(sorted(found))
+    return {p for p in places if type(p) is str and p}
+
+
+def _prefixes(paths: "Iterable[str]") -> "tuple[str, ...]":
+    return tuple(sorted({os.path.normcase(p).rstrip(os.sep) + os.sep for p in paths}))
+
+
+_NOT_USER = frozenset(sys.stdlib_module_names) | frozenset(sys.builtin_module_names) | {_OURS}
 
 
 class Verdicts:
-    """Which modules are user code, decided once per module (or ``__main__`` file)."""
+    """Which modules are user code: decided once per top-level package (or ``__main__``
+    file), from where its file lies, never from the code object's file name."""
 
-    __slots__ = ("_main", "_modules", "_roots")
+    __slots__ = ("_main", "_places", "_real", "_tops", "modules")
 
     def __init__(self) -> None:
-        self._modules: dict[str, bool] = {}
+        #: Module name -> is user code (the hook's fast path reads it directly).
+        self.modules: dict[str, bool] = {}
+        self._tops: dict[str, bool] = {}
         self._main: dict[object, bool] = {}
-        self._roots: tuple[str, ...] | None = None
+        self._places: tuple[str, ...] | None = None
+        self._real: tuple[str, ...] | None = None
 
     def installed(self, path: str) -> bool:
-        if self._roots is None:
-            self._roots = _roots()
-        for candidate in (os.path.abspath(path), os.path.realpath(path)):
-            if os.path.normcase(candidate).startswith(self._roots):
-                return True
-        return False
+        """True if ``path`` lies in the installation or a site directory (symbolic links
+        resolved only for paths not found as written)."""
+        if self._places is None:
+            self._places = _prefixes(map(os.path.abspath, _places()))
+        if os.path.normcase(os.path.abspath(path)).startswith(self._places):
+            return True
+        if self._real is None:
+            self._real = _prefixes([*self._places, *map(os.path.realpath, _places())])
+        return os.path.normcase(os.path.realpath(path)).startswith(self._real)
 
     def is_user(self, namespace: "dict[str, object]") -> bool:
         name = namespace.get("__name__")
         if type(name) is not str:
             return False
-        if name == "__main__":
-            file = namespace.get("__file__")
-            verdict = self._main.get(file if type(file) is str else None)
-            if verdict is None:
-                verdict = self._main[file if type(file) is str else None] = type(
-                    file
-                ) is not str or not self.installed(file)
+        verdict = self.modules.get(name)
+        if verdict is not None:
             return verdict
-        verdict = self._modules.get(name)
+        file = namespace.get("__file__")
+        if name == "__main__":
+            # No file: `python -c`, a notebook cell, an IPython line, standard input.
+            key = file if type(file) is str else None
+            verdict = self._main.get(key)
+            if verdict is None:
+                verdict = self._main[key] = key is None or not self.installed(key)
+            return verdict  # not cached by name: `__main__` can be several namespaces
+        top = name.partition(".")[0]
+        verdict = self._tops.get(top)
         if verdict is None:
-            file = namespace.get("__file__")
-            verdict = (
-                type(file) is str and name.partition(".")[0] != _OURS and not self.installed(file)
-            )
-            self._modules[name] = verdict
+            verdict = top not in _NOT_USER and type(file) is str and not self.installed(file)
+            if type(file) is str:
+                self._tops[top] = verdict
+        self.modules[name] = verdict
         return verdict
 
 
@@ -156,10 +177,15 @@ class _Lookup:
         if note is not None:
             try:
                 frame = _getframe(1)
-                if hook.verdicts.is_user(frame.f_globals):
-                    name = imported_name(frame)
-                    if name is not None:
-                        note(name.partition(".")[0])
+                namespace = frame.f_globals
+                name = namespace.get("__name__")
+                # The fast path: a library module already decided.
+                if type(name) is str and hook.modules.get(name) is False:
+                    return previous
+                if hook.verdicts.is_user(namespace):
+                    imported = imported_name(frame)
+                    if imported is not None:
+                        note(imported.partition(".")[0])
             except Exception:  # never disturb an import
                 pass
         return previous
@@ -168,13 +194,14 @@ class _Lookup:
 class ImportHook:
     """What ``builtins.__import__`` is while direct imports are counted."""
 
-    __slots__ = ("note", "previous", "verdicts")
+    __slots__ = ("modules", "note", "previous", "verdicts")
     __call__ = _Lookup()
 
     def __init__(self, previous: object, note: "Callable[[str], None]") -> None:
         self.previous = previous
         self.note: Callable[[str], None] | None = note
         self.verdicts = Verdicts()
+        self.modules = self.verdicts.modules
 
     def __repr__(self) -> str:
         return repr(self.previous)
