@@ -29,33 +29,449 @@ short-lived thread, and nothing ever waits on it for longer than ``EXIT_WAIT`` s
 sends are non-blocking. A forked child keeps its parent's already-counted set, reports
 only what it imports itself, and is not counted as a new process.
 """
+# One start-up module (issue 14): what used to be settings.py, process.py and lines.py lives
+# here, because every module imported at activation costs ~0.33 M instructions (finder,
+# .pyc, module object) on top of its content, in every Python process of the environment.
+# Those names stay importable from their old modules, which re-export them from here.
 
 import _thread
 import atexit
 import os
 import sys
 
-from popularity_contest.inprocess import lines as wire
-from popularity_contest.inprocess import process
-from popularity_contest.inprocess import settings as _config
-from popularity_contest.inprocess.process import Address
-from popularity_contest.names import (
-    LEAF_DIRECTLY_IMPORTED_PACKAGE,
-    LEAF_DIRECTLY_IMPORTED_USER_PACKAGE,
-    LEAF_LIBRARY_USED,
-    LEAF_PROCESSES_REPORTED,
-)
-
-# `typing` costs milliseconds to import and is not loaded at start-up: only mypy sees this.
+# `typing` and `collections.abc` are not loaded at start-up: only mypy sees these.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from types import FrameType
     from typing import Any
 
     from popularity_contest.inprocess.classify import Classifier
     from popularity_contest.inprocess.direct import ImportHook
-    from popularity_contest.inprocess.settings import ReporterConfig
 
+# The statsd leaves of popularity_contest.names, copied so that activation does not import
+# one more module; tests/unit/test_wire.py checks that they are the same.
+LEAF_PROCESSES_REPORTED = "processes_reported"
+LEAF_USER_IMPORTED_PACKAGE = "user_imported_package"
+LEAF_LIBRARY_USED = "library_used"
+LEAF_DIRECTLY_IMPORTED_PACKAGE = "directly_imported_package"
+LEAF_DIRECTLY_IMPORTED_USER_PACKAGE = "directly_imported_user_package"
+
+
+# -- settings: every environment variable the reporter reads ------------------------------
+ENV_PREFIX = "PYTHON_POPCONTEST_"
+
+HOST = ENV_PREFIX + "STATSD_HOST"
+PORT = ENV_PREFIX + "STATSD_PORT"
+PREFIX = ENV_PREFIX + "STATSD_PREFIX"
+DISABLE = ENV_PREFIX + "DISABLE"
+DEBUG = ENV_PREFIX + "DEBUG"
+MAX_DATAGRAM = ENV_PREFIX + "MAX_DATAGRAM"
+EAGER = ENV_PREFIX + "EAGER"
+COUNT_DISTRIBUTIONS = ENV_PREFIX + "COUNT_DISTRIBUTIONS"
+COUNT_LOCAL = ENV_PREFIX + "COUNT_LOCAL"
+COUNT_DIRECT = ENV_PREFIX + "COUNT_DIRECT"
+#: Set by the reporter itself (``<pid>:<package>,...``): what this process already sent, for
+#: an image that replaces it with ``exec`` (same pid). Never set it yourself.
+COUNTED = ENV_PREFIX + "COUNTED"
+
+DEFAULT_HOST = "localhost"
+DEFAULT_PORT = 8125
+DEFAULT_PREFIX = "python_popcon.imported_package"  # names.DEFAULT_PREFIX
+# 512 bytes fits any network path without fragmentation (it is also what the `statsd`
+# package's pipeline uses); 65,000 is just under the largest UDP payload.
+DEFAULT_MAX_DATAGRAM = 512
+MIN_MAX_DATAGRAM = 64
+MAX_MAX_DATAGRAM = 65000
+MAX_HOST_LENGTH = 253
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def flag(environ: "Mapping[str, str]", name: str, default: bool) -> bool:
+    """A yes/no variable: ``1 true yes on`` or ``0 false no off`` (any case), else ``default``."""
+    value = environ.get(name)
+    if value is None:
+        return default
+    value = value.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    return default
+
+
+def _valid_host(host: str) -> bool:
+    # Host names and IP literals only: ASCII letters, digits, '.', '-', ':' (IPv6) and '_'.
+    # Anything else (spaces, control bytes, non-ASCII, '%' zone ids, brackets) is refused
+    # rather than handed to the resolver.
+    if not host or len(host) > MAX_HOST_LENGTH or not host.isascii():
+        return False
+    return all(c.isalnum() or c in ".-:_" for c in host)
+
+
+class ReporterConfig:
+    """The reporter's settings, as read from the environment."""
+
+    __slots__ = (
+        "count_direct",
+        "count_distributions",
+        "count_local",
+        "debug",
+        "disabled",
+        "eager",
+        "host",
+        "max_datagram",
+        "port",
+        "prefix",
+        "problem",
+    )
+
+    def __init__(
+        self,
+        *,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        prefix: str = DEFAULT_PREFIX,
+        max_datagram: int = DEFAULT_MAX_DATAGRAM,
+        eager: bool = True,
+        count_distributions: bool = False,
+        count_local: bool = False,
+        count_direct: bool = False,
+        debug: bool = False,
+        disabled: bool = False,
+        problem: str | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.prefix = prefix
+        self.max_datagram = max_datagram
+        self.eager = eager
+        self.count_distributions = count_distributions
+        self.count_local = count_local
+        #: Also count the packages the process's own code imports (issue 15).
+        self.count_direct = count_direct
+        self.debug = debug
+        #: True when reporting is off, by choice (``disabled`` without ``problem``) or
+        #: because a setting is unusable (``problem`` says which).
+        self.disabled = disabled
+        self.problem = problem
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"ReporterConfig({fields})"
+
+    def as_dict(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def reporter_config(environ: "Mapping[str, str] | None" = None) -> ReporterConfig:
+    """Read the reporter's configuration; never raises."""
+    env = os.environ if environ is None else environ
+    debug = flag(env, DEBUG, False)
+    disabled = flag(env, DISABLE, False)
+    problem = None
+
+    host = env.get(HOST, DEFAULT_HOST).strip()
+    if not _valid_host(host):
+        problem = f"{HOST} is not a host name or IP address"
+        host = DEFAULT_HOST
+
+    port_text = env.get(PORT, str(DEFAULT_PORT)).strip()
+    port = DEFAULT_PORT
+    if port_text.isascii() and port_text.isdigit() and 0 < int(port_text) < 65536:
+        port = int(port_text)
+    else:
+        problem = problem or f"{PORT} is not a port number (1-65535)"
+
+    prefix = env.get(PREFIX, DEFAULT_PREFIX).strip()
+    if not is_safe_prefix(prefix):
+        problem = problem or (
+            f"{PREFIX} must be dot-separated components of letters, digits, '_' and '-'"
+        )
+        prefix = DEFAULT_PREFIX
+
+    size_text = env.get(MAX_DATAGRAM, str(DEFAULT_MAX_DATAGRAM)).strip()
+    max_datagram = DEFAULT_MAX_DATAGRAM
+    if size_text.isascii() and size_text.isdigit():
+        max_datagram = min(max(int(size_text), MIN_MAX_DATAGRAM), MAX_MAX_DATAGRAM)
+    else:
+        problem = problem or f"{MAX_DATAGRAM} is not a number of bytes"
+
+    return ReporterConfig(
+        host=host,
+        port=port,
+        prefix=prefix,
+        max_datagram=max_datagram,
+        eager=flag(env, EAGER, True),
+        count_distributions=flag(env, COUNT_DISTRIBUTIONS, False),
+        count_local=flag(env, COUNT_LOCAL, False),
+        count_direct=flag(env, COUNT_DIRECT, False),
+        debug=debug,
+        disabled=disabled or problem is not None,
+        problem=problem,
+    )
+
+
+# -- the statsd line format -----------------------------------------------------------
+MAX_COMPONENT_LENGTH = 100
+MAX_PREFIX_LENGTH = 200
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def is_safe_component(text: object) -> bool:
+    """True if ``text`` can be one dot-separated component of a statsd name."""
+    return type(text) is str and 0 < len(text) <= MAX_COMPONENT_LENGTH and _SAFE.issuperset(text)
+
+
+def is_safe_prefix(text: object) -> bool:
+    """True if ``text`` is one or more safe components separated by single dots."""
+    if type(text) is not str or not 0 < len(text) <= MAX_PREFIX_LENGTH:
+        return False
+    return all(is_safe_component(part) for part in text.split("."))
+
+
+def sibling(prefix: str, leaf: str) -> str:
+    """Replace the prefix's last component with ``leaf``.
+
+    ``python_popcon.imported_package`` -> ``python_popcon.processes_reported``;
+    ``python_popcon.hub.ns.imported_package`` -> ``python_popcon.hub.ns.processes_reported``.
+    A one-component prefix gets ``leaf`` appended instead. Either way the result can never
+    be mistaken for ``<prefix>.<package>`` by a glob that matches one component.
+    """
+    parent, dot, _last = prefix.rpartition(".")
+    return f"{parent}.{leaf}" if dot else f"{prefix}.{leaf}"
+
+
+def package_name(prefix: str, package: str, *, user_site: bool = False) -> str:
+    """The counter name for a package: ``<prefix>.<package>``, or, for one from the user
+    site directory, ``user_imported_package`` beside the prefix (see ``sibling``)."""
+    stem = sibling(prefix, LEAF_USER_IMPORTED_PACKAGE) if user_site else prefix
+    return f"{stem}.{package}"
+
+
+def counter_line(name: str, value: int = 1) -> str:
+    """One statsd counter increment, exactly as ``statsd.StatsClient.incr`` writes it."""
+    return f"{name}:{value}|c"
+
+
+def pack(lines: "Iterable[str]", max_size: int) -> list[bytes]:
+    """Join lines into datagrams, each kept below ``max_size`` bytes where a line allows.
+
+    Same packing as ``statsd``'s pipeline (``len(line) + len(datagram) + 1 >= max_size``
+    starts a new datagram; a single longer line travels alone). Lines are ASCII by
+    construction (``is_safe_component``), so characters and bytes agree.
+    """
+    datagrams: list[bytes] = []
+    current = ""
+    for line in lines:
+        if not current:
+            current = line
+        elif len(line) + len(current) + 1 >= max_size:
+            datagrams.append(current.encode("ascii"))
+            current = line
+        else:
+            current += "\n" + line
+    if current:
+        datagrams.append(current.encode("ascii"))
+    return datagrams
+
+
+# -- what kind of program this is, its IPython shell, the collector's address ----------
+PLUMBING = "plumbing"
+SHELL = "shell"
+
+_PLUMBING_SCRIPTS = frozenset(
+    {
+        "jupyter",
+        "jupyter-lab",
+        "jupyter-labhub",
+        "jupyter-notebook",
+        "jupyter-server",
+        "jupyter-console",
+        "jupyter-qtconsole",
+        "jupyterhub",
+        "jupyterhub-singleuser",
+        "pip",
+        "conda",
+        "mamba",
+    }
+)
+_PLUMBING_MODULES = frozenset(
+    {
+        "jupyter",
+        "jupyter_core.command",
+        "jupyterlab",
+        "jupyterlab.labapp",
+        "notebook",
+        "jupyter_server",
+        "jupyter_console",
+        "jupyterhub",
+        "jupyterhub.singleuser",
+        "pip",
+        "conda",
+    }
+)
+_SHELL_SCRIPTS = frozenset({"ipython", "ipykernel_launcher"})
+_SHELL_MODULES = frozenset({"IPython", "ipykernel", "ipykernel_launcher", "ipykernel.kernelapp"})
+_OPTIONS_WITH_VALUE = frozenset({"-W", "-X", "--check-hash-based-pycs"})
+
+
+def main_program(argv: "list[str]") -> "tuple[str, str] | None":
+    """``("module", name)`` for ``python -m name``, ``("script", stem)`` for a script (file
+    name without directory, ``.py``, ``-script.py`` or trailing version digits), else None."""
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "-m" and i + 1 < len(argv):
+            return "module", argv[i + 1]
+        if arg.startswith("-m") and len(arg) > 2:
+            return "module", arg[2:]
+        if arg == "-" or arg.startswith("-c"):
+            return None
+        if arg.startswith("-"):
+            i += 2 if arg in _OPTIONS_WITH_VALUE else 1
+            continue
+        stem = os.path.basename(arg)
+        for suffix in ("-script.py", ".py", ".exe"):
+            stem = stem.removesuffix(suffix)
+        return "script", stem.rstrip("0123456789.") or stem
+    return None
+
+
+def program_kind(argv: "list[str] | None" = None) -> "str | None":
+    """``PLUMBING``, ``SHELL`` or None (anything else), from the command line."""
+    if argv is None:
+        argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+    found = main_program(argv)
+    if found is None:
+        return None
+    kind, name = found
+    if kind == "module":
+        if name in _PLUMBING_MODULES:
+            return PLUMBING
+        return SHELL if name in _SHELL_MODULES else None
+    if name in _PLUMBING_SCRIPTS:
+        return PLUMBING
+    return SHELL if name in _SHELL_SCRIPTS else None
+
+
+def ipython_shell() -> object:
+    """The IPython shell of this process once it exists (``InteractiveShell._instance``),
+    read from the module's and the class's own dictionaries; else None."""
+    module = sys.modules.get("IPython.core.interactiveshell")
+    if module is None:
+        return None
+    try:
+        cls = object.__getattribute__(module, "__dict__").get("InteractiveShell")
+        if not isinstance(cls, type):
+            return None
+        return type.__getattribute__(cls, "__dict__").get("_instance")
+    except Exception:  # an odd module in that place: no shell we can use
+        return None
+
+
+#: How many frames ``user_code_running`` looks at, from the import upwards.
+MAX_FRAMES = 300
+
+
+def user_code_running() -> bool:
+    """True if code running in the IPython shell's user namespace (a cell, ``-c``, a script
+    run by IPython, a startup file of the profile) is on the stack of this import."""
+    shell = ipython_shell()
+    if shell is None:
+        return False
+    try:  # `_user_ns` behind a property in IPython 8.x and 9, a plain attribute before
+        attributes = object.__getattribute__(shell, "__dict__")
+        namespaces = [attributes.get("_user_ns"), attributes.get("user_ns")]
+        module = attributes.get("user_module")
+        if module is not None:
+            namespaces.append(object.__getattribute__(module, "__dict__"))
+    except Exception:  # not a shell object we know
+        return False
+    wanted = {id(n) for n in namespaces if type(n) is dict}
+    if not wanted:
+        return False
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(MAX_FRAMES):
+        if frame is None:
+            return False
+        if id(frame.f_globals) in wanted:
+            return True
+        frame = frame.f_back
+    return False
+
+
+_IPV4_PARTS = 4
+
+
+def _is_ipv4(host: str) -> bool:
+    parts = host.split(".")
+    return len(parts) == _IPV4_PARTS and all(p.isdigit() and int(p) < 256 for p in parts)
+
+
+class Address:
+    """The collector's address, resolved once without ever blocking the process."""
+
+    __slots__ = ("_done", "_host", "_port", "value")
+
+    def __init__(self, host: str, port: int) -> None:
+        self._host = host
+        self._port = port
+        # (family name, sockaddr) once known; False once resolution failed for good.
+        self.value: tuple[str, tuple[Any, ...]] | bool | None = None
+        self._done = _thread.allocate_lock()
+        if host == "localhost" or _is_ipv4(host):
+            # IPv4 first, as the statsd client does: in containers `localhost` can resolve
+            # to ::1 while the collector listens on 127.0.0.1.
+            self.value = ("AF_INET", ("127.0.0.1" if host == "localhost" else host, port))
+        elif ":" in host:
+            self.value = ("AF_INET6", (host, port))
+        else:
+            self.start()
+
+    def start(self) -> None:
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        # A plain _thread (no `threading` import): it lives exactly as long as the lookup.
+        _thread.start_new_thread(self._resolve, ())
+
+    def _resolve(self) -> None:
+        try:
+            import _socket
+
+            result: tuple[str, tuple[Any, ...]] | bool = False
+            for family in ("AF_INET", "AF_INET6"):
+                try:
+                    infos = _socket.getaddrinfo(
+                        self._host, self._port, getattr(_socket, family), _socket.SOCK_DGRAM
+                    )
+                except OSError:
+                    continue
+                if infos:
+                    result = (family, infos[0][4])
+                    break
+            self.value = result
+        except Exception:  # a thread of ours must never print a traceback into the process
+            self.value = False
+        finally:
+            self._done.release()
+
+    def get(self, wait: float) -> "tuple[str, tuple[Any, ...]] | None":
+        """The address if known, waiting at most ``wait`` seconds; None if not (yet)."""
+        if self.value is None and wait > 0 and self._done.acquire(timeout=wait):
+            self._done.release()
+        value = self.value
+        return value if isinstance(value, tuple) else None
+
+    def after_fork(self) -> None:
+        # The resolving thread did not survive the fork: resolve again in the child.
+        if self.value is None:
+            self.start()
+
+
+# -- the reporter ----------------------------------------------------------------------
 #: Longest the exit hook waits for the collector's address to resolve (seconds).
 EXIT_WAIT = 0.05
 #: Longest ``PYTHON_POPCONTEST_COUNTED`` grows (characters); beyond it, names are not added.
@@ -105,7 +521,7 @@ class _Reporter:
 
     def inherit_exec_marker(self) -> None:
         """After ``exec`` in the same process: what the previous image sent stays sent."""
-        pid, _, names = os.environ.get(_config.COUNTED, "").partition(":")
+        pid, _, names = os.environ.get(COUNTED, "").partition(":")
         if pid == str(os.getpid()):
             names, _, direct = names.partition("/")
             self.process_counted = True
@@ -124,7 +540,7 @@ class _Reporter:
     # -- IPython ----------------------------------------------------------------------
     def watch_shell(self) -> None:
         """Hook ``post_run_cell`` into the IPython shell, once it exists."""
-        shell = process.ipython_shell()
+        shell = ipython_shell()
         if shell is None or shell is self.shell:
             return
         try:
@@ -136,7 +552,7 @@ class _Reporter:
 
     def end_startup_if_user_code(self) -> None:
         """While a shell starts: once the user's code imports, the snapshot is complete."""
-        if process.user_code_running():
+        if user_code_running():
             self.starting_shell = False
             self.snapshot_baseline()
             self.candidates.difference_update(self.baseline)
@@ -163,11 +579,11 @@ class _Reporter:
         if top_level(name) != name:
             return []
         found = self.classifier.classify(name, modules)
-        if found is None or not wire.is_safe_component(name):
+        if found is None or not is_safe_component(name):
             return []
         kind, dist = found
         prefix = self.config.prefix
-        lines = [wire.counter_line(wire.package_name(prefix, name, user_site=kind == USER))]
+        lines = [counter_line(package_name(prefix, name, user_site=kind == USER))]
         self.sent.append(name)
         self.sent_kind[name] = kind
         if self.config.count_distributions:
@@ -184,10 +600,10 @@ class _Reporter:
     def distribution_lines(self, owners: "Iterable[str]") -> "list[str]":
         lines = []
         for owner in sorted(owners):
-            if owner and owner not in self.distributions_sent and wire.is_safe_component(owner):
+            if owner and owner not in self.distributions_sent and is_safe_component(owner):
                 self.distributions_sent.add(owner)
-                name = f"{wire.sibling(self.config.prefix, LEAF_LIBRARY_USED)}.{owner}"
-                lines.append(wire.counter_line(name))
+                name = f"{sibling(self.config.prefix, LEAF_LIBRARY_USED)}.{owner}"
+                lines.append(counter_line(name))
         return lines
 
     def namespace_lines(self, modules: "Mapping[str, object]") -> "list[str]":
@@ -224,7 +640,7 @@ class _Reporter:
                 leaf = LEAF_DIRECTLY_IMPORTED_PACKAGE
                 if kind == "user":  # classify.USER, without importing classify here
                     leaf = LEAF_DIRECTLY_IMPORTED_USER_PACKAGE
-                lines.append(wire.counter_line(f"{wire.sibling(self.config.prefix, leaf)}.{name}"))
+                lines.append(counter_line(f"{sibling(self.config.prefix, leaf)}.{name}"))
                 self.direct_sent.append(name)
             elif name not in self.decided and name not in self.baseline:
                 continue  # not imported yet (or failed): decide later
@@ -260,8 +676,8 @@ class _Reporter:
             lines.extend(self.direct_lines())
         if not self.process_counted and (lines or final):
             self.process_counted = True
-            name = wire.sibling(self.config.prefix, LEAF_PROCESSES_REPORTED)
-            lines.insert(0, wire.counter_line(name))
+            name = sibling(self.config.prefix, LEAF_PROCESSES_REPORTED)
+            lines.insert(0, counter_line(name))
         self.outbox.extend(lines)
         if not self.outbox:
             return
@@ -270,7 +686,7 @@ class _Reporter:
             if final:
                 self.debug("collector address unknown: report dropped")
             return
-        datagrams = wire.pack(self.outbox, self.config.max_datagram)
+        datagrams = pack(self.outbox, self.config.max_datagram)
         self.outbox.clear()
         self.send(address, datagrams)
         if not final:
@@ -283,8 +699,8 @@ class _Reporter:
             text += f"/{','.join(self.direct_sent)}"
         if len(text) > MAX_COUNTED:
             text = text[: text.rfind(",", 0, MAX_COUNTED)]
-        if os.environ.get(_config.COUNTED) != text:
-            os.environ[_config.COUNTED] = text
+        if os.environ.get(COUNTED) != text:
+            os.environ[COUNTED] = text
 
     def send(self, address: "tuple[str, tuple[Any, ...]]", datagrams: "list[bytes]") -> None:
         import _socket
@@ -425,16 +841,16 @@ def setup_reporter(environ: "Mapping[str, str] | None" = None) -> bool:
     global _state, _fork_hook_registered  # noqa: PLW0603 - one activation per process
     if _state is not None:
         return True
-    cfg = _config.reporter_config(environ)
+    cfg = reporter_config(environ)
     if cfg.disabled:
         if cfg.debug and cfg.problem:
             sys.stderr.write(f"popularity-contest: not reporting: {cfg.problem}\n")
         return False
-    kind = process.program_kind()
-    if kind == process.PLUMBING:
+    kind = program_kind()
+    if kind == PLUMBING:
         return False
-    shell_exists = process.ipython_shell() is not None
-    _state = state = _Reporter(cfg, starting_shell=kind == process.SHELL and not shell_exists)
+    shell_exists = ipython_shell() is not None
+    _state = state = _Reporter(cfg, starting_shell=kind == SHELL and not shell_exists)
     if cfg.eager:
         sys.meta_path.insert(0, _observer)
         state.watch_shell()
