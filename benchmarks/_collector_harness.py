@@ -20,15 +20,18 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-READY = re.compile(r"listening statsd=127\.0\.0\.1:(\d+) http=127\.0\.0\.1:(\d+)")
+READY = re.compile(r"listening statsd=(?:127\.0\.0\.1:(\d+)|off) http=127\.0\.0\.1:(\d+)")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Collector:
     """``popularity-contest serve`` in a subprocess, ready when the listening line appears."""
 
-    def __init__(self, db: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, db: Path, env: dict[str, str] | None = None, extra: list[str] | None = None
+    ) -> None:
         self.db = db
+        self.extra = list(extra or [])
         self.env = {**os.environ, **(env or {})}
         self.log: list[str] = []
         self.process: subprocess.Popen[str] | None = None
@@ -37,6 +40,7 @@ class Collector:
     def start(self, timeout: float = 20.0) -> Collector:
         command = [sys.executable, "-m", "popularity_contest", "serve"]
         command += ["--statsd", "127.0.0.1:0", "--http", "127.0.0.1:0", "--db", str(self.db)]
+        command += self.extra
         self.process = subprocess.Popen(
             command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=self.env
         )
@@ -54,7 +58,8 @@ class Collector:
             self.log.append(line)
             found = READY.search(line)
             if found:
-                self.statsd_port, self.http_port = int(found.group(1)), int(found.group(2))
+                self.statsd_port = int(found.group(1) or 0)
+                self.http_port = int(found.group(2))
                 ready.set()
         ready.set()
 

@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -25,7 +25,7 @@ from tests.envkit import REPO, clean_env
 
 T = TypeVar("T")
 
-LISTENING = re.compile(r"listening statsd=127\.0\.0\.1:(\d+) http=127\.0\.0\.1:(\d+)")
+LISTENING = re.compile(r"listening statsd=(?:127\.0\.0\.1:(\d+)|off) http=127\.0\.0\.1:(\d+)")
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -64,7 +64,8 @@ class Collector:
     """One ``popularity-contest serve`` subprocess; a context manager that stops it.
 
     ``extra`` is appended to the command line, ``env`` to a clean environment; the log
-    (stdout and stderr) is appended to ``log``, by default next to the store.
+    (stdout and stderr) is appended to ``log``, by default next to the store. ``wrapper``
+    goes before the interpreter (``setpriv ...`` to run it as another user).
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class Collector:
         statsd_port: int = 0,
         http_port: int = 0,
         timeout: float = 20,
+        wrapper: Sequence[str] = (),
     ) -> None:
         self.db = db
         self.log = log or db.with_name(db.name + ".log")
@@ -84,7 +86,7 @@ class Collector:
         command = [sys.executable, "-m", "popularity_contest", "serve", "--db", str(db)]
         command += ["--statsd", f"127.0.0.1:{statsd_port}", "--http", f"127.0.0.1:{http_port}"]
         self.process = subprocess.Popen(
-            [*command, *extra],
+            [*wrapper, *command, *extra],
             cwd=REPO,
             env=clean_env(env),
             stdout=self._log,
@@ -105,7 +107,7 @@ class Collector:
             if self.process.poll() is not None:
                 raise AssertionError(f"collector exited:\n{self.text()}")
             return None
-        return int(found.group(1)), int(found.group(2))
+        return int(found.group(1) or 0), int(found.group(2))
 
     def text(self) -> str:
         """What this run logged so far (an earlier run's log in the same file excluded)."""

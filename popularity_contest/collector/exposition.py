@@ -8,9 +8,14 @@ Names are exactly the mapped names, as statsd_exporter exposes them: ``prometheu
 writes a counter family ``x`` as samples ``x_total``, so a mapped name ending in ``_total``
 becomes the family without that suffix. A mapped name without the suffix cannot be written
 as a counter under its own name; it is exposed as an ``unknown`` (untyped) metric instead,
-keeping the name. Prometheus needs one label set per family: series of one name whose label
-names differ from the first series' are left out and counted in
-``popcon_collector_series_conflicting``.
+keeping the name.
+
+Series of one name may carry different label names (a tagged line beside untagged ones).
+All of them are exposed, in one family whose label names are the union of theirs, a label a
+series lacks given the empty value: for Prometheus a label with an empty value *is* an
+absent label, so each series keeps its identity, and the family has one label set as
+exposition formats require. Two series that only differ by a label absent in one and empty
+in the other are one series for Prometheus: they are exposed once, summed.
 """
 
 from __future__ import annotations
@@ -57,21 +62,23 @@ class PopconCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         by_name: dict[str, list[tuple[tuple[tuple[str, str], ...], float]]] = {}
-        for (name, labels), value in sorted(self._series().items()):
+        for (name, labels), value in self._series().items():
             by_name.setdefault(name, []).append((labels, value))
-        conflicting = 0
-        for name, members in by_name.items():
-            label_names = [label for label, _ in members[0][0]]
-            family = family_for(name, self._help.get(name, DEFAULT_HELP), label_names)
+        for name in sorted(by_name):
+            members = by_name[name]
+            label_names = sorted({label for labels, _ in members for label, _ in labels})
+            merged: dict[tuple[str, ...], float] = {}
             for labels, value in members:
-                if [label for label, _ in labels] != label_names:
-                    conflicting += 1
-                    continue
-                family.add_metric([v for _, v in labels], value)  # type: ignore[attr-defined]
+                present = dict(labels)
+                values = tuple(present.get(label, "") for label in label_names)
+                merged[values] = merged.get(values, 0.0) + value
+            family = family_for(name, self._help.get(name, DEFAULT_HELP), label_names)
+            for values, value in sorted(merged.items()):
+                family.add_metric(list(values), value)  # type: ignore[attr-defined]
             yield family
-        yield from self._health(self._stats(), conflicting)
+        yield from self._health(self._stats())
 
-    def _health(self, stats: Stats, conflicting: int) -> Iterator[Metric]:
+    def _health(self, stats: Stats) -> Iterator[Metric]:
         def counter(name: str, text: str, value: object) -> CounterMetricFamily:
             return CounterMetricFamily(HEALTH_PREFIX + name, text, value=_number(value))
 
@@ -126,9 +133,19 @@ class PopconCollector(Collector):
             value=_number(stats.get("series_limit")),
         )
         yield GaugeMetricFamily(
-            HEALTH_PREFIX + "series_conflicting",
-            "Series left out of /metrics because their label names differ within a name.",
-            value=conflicting,
+            HEALTH_PREFIX + "series_full",
+            "1 when the series cap is reached: new series are refused (see prune).",
+            value=1.0 if stats.get("series_full") else 0.0,
+        )
+        yield GaugeMetricFamily(
+            HEALTH_PREFIX + "store_writable",
+            "1 when the last flush to the store succeeded, 0 while counts wait in memory.",
+            value=0.0 if stats.get("store_problem") else 1.0,
+        )
+        yield GaugeMetricFamily(
+            HEALTH_PREFIX + "pending_series",
+            "Series with counts received but not yet written to the store.",
+            value=_number(stats.get("pending_series")),
         )
 
 

@@ -10,13 +10,25 @@ outcomes that do not store anything are counted, per reason, in ``Ingest.stats()
 ``unmapped``   no mapping rule matches the name
 ``dropped``    a rule with ``action: drop`` matched
 ``ignored``    not a counter (gauges, timers, sets: accepted and ignored)
-``overflow``   a new series beyond the series cap
+``overflow``   a new series beyond the series cap (series already stored keep counting)
 
-Nothing here looks at who sent a datagram.
+``bad`` reasons that bound what one sender can make the collector hold: ``line_too_long``
+(more than ``MAX_LINE_BYTES``), ``name_too_long`` (a metric name over ``MAX_NAME_LENGTH``),
+``label_too_long`` (a label value over ``MAX_LABEL_VALUE_LENGTH``), ``too_many_labels``
+(more than ``MAX_LABELS``), ``reserved_label`` (a label name starting with ``__``, reserved
+by Prometheus), ``invalid_label_name`` and ``invalid_metric_name`` (what Prometheus could
+not parse). So no line can make ``/metrics`` unparseable, and one series costs at most a few
+hundred bytes in memory and on disk.
+
+Memory is bounded in bytes as well as entries: the outcome cache holds at most
+``CACHE_SIZE`` lines and ``CACHE_BYTES`` bytes of them; the set of known series at most
+``max_series`` keys of bounded size. Nothing here looks at who sent a datagram.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 from collections.abc import Iterable, Mapping
 
@@ -28,8 +40,20 @@ from popularity_contest.collector.store import SeriesKey
 #: larger increment (or a tiny sample rate inflating one) is somebody else's data or an attack.
 MAX_INCREMENT = 1_000_000.0
 #: Lines remembered with their outcome. Cleared when full (cheap, and a flood of invented
-#: lines cannot grow it).
+#: lines cannot grow it beyond either bound).
 CACHE_SIZE = 50_000
+CACHE_BYTES = 8 * 1024 * 1024
+#: A reporter's line is ``<prefix>.<package>:1|c`` with components of at most 100 characters
+#: and a prefix of at most 200: anything longer is not ours.
+MAX_LINE_BYTES = 1024
+MAX_NAME_LENGTH = 250  # a mapped metric name, in characters
+MAX_LABEL_VALUE_LENGTH = 250
+MAX_LABEL_NAME_LENGTH = 100
+MAX_LABELS = 16
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+log = logging.getLogger("popularity_contest.serve")
 
 Outcome = tuple[tuple[SeriesKey, float], ...] | str
 
@@ -52,6 +76,8 @@ class Ingest:
         self._known: set[SeriesKey] = set(known)
         self._pending: dict[SeriesKey, float] = {}
         self._cache: dict[bytes, Outcome] = {}
+        self._cache_bytes = 0
+        self._full_logged = False
         self.datagrams = 0
         self.oversize = 0
         self.lines = 0
@@ -79,10 +105,16 @@ class Ingest:
                 counted += 1
                 outcome = cache.get(line)
                 if outcome is None:
-                    outcome = self._resolve(line)
-                    if len(cache) >= CACHE_SIZE:
-                        cache.clear()
-                    cache[line] = outcome
+                    if len(line) > MAX_LINE_BYTES:
+                        outcome = "bad:line_too_long"  # never cached: it would cost memory
+                    else:
+                        outcome = self._resolve(line)
+                        size = len(line) + 100  # the key plus the dict entry and outcome
+                        if len(cache) >= CACHE_SIZE or self._cache_bytes + size > CACHE_BYTES:
+                            cache.clear()
+                            self._cache_bytes = 0
+                        cache[line] = outcome
+                        self._cache_bytes += size
                 if isinstance(outcome, str):
                     refused[outcome] = refused.get(outcome, 0) + 1
                 else:
@@ -111,10 +143,17 @@ class Ingest:
             return "dropped"
         if not mapped.name:
             return "bad:empty_metric_name"
+        if len(mapped.name) > MAX_NAME_LENGTH:
+            return "bad:name_too_long"
+        if not _METRIC_NAME.fullmatch(mapped.name):
+            return "bad:invalid_metric_name"
         labels = dict(tags)
         for label, text in mapped.labels.items():
             if not (mapped.rule.honor_labels and label in labels):
                 labels[label] = text
+        problem = label_problem(labels)
+        if problem is not None:
+            return f"bad:{problem}"
         key: SeriesKey = (mapped.name, tuple(sorted(labels.items())))
         scale = mapped.rule.scale
         increments: list[tuple[SeriesKey, float]] = []
@@ -127,9 +166,25 @@ class Ingest:
             increments.append((key, amount))
         if key not in self._known:
             if len(self._known) >= self.max_series:
+                if not self._full_logged:
+                    self._full_logged = True
+                    log.warning(
+                        "series cap reached (%d series): new packages and hubs are refused"
+                        " until junk series are pruned (popularity-contest prune) or"
+                        " --max-series is raised; existing series keep counting",
+                        self.max_series,
+                    )
                 return "overflow"
             self._known.add(key)
         return tuple(increments)
+
+    def reset_known(self, known: Iterable[SeriesKey]) -> None:
+        """Replace the known series (after ``prune`` removed some from the store)."""
+        with self.lock:
+            self._known = set(known) | set(self._pending)
+            self._cache.clear()
+            self._cache_bytes = 0
+            self._full_logged = len(self._known) >= self.max_series
 
     # --- the other side: flushing and reading --------------------------------------------
     def take(self) -> dict[SeriesKey, float]:
@@ -154,6 +209,11 @@ class Ingest:
         with self.lock:
             return len(self._known)
 
+    def full(self) -> bool:
+        """True when the series cap is reached (new series are refused)."""
+        with self.lock:
+            return len(self._known) >= self.max_series
+
     def stats(self) -> dict[str, object]:
         """Health counters: datagrams, oversize, lines, stored, and refused by reason."""
         with self.lock:
@@ -164,4 +224,20 @@ class Ingest:
                 "stored": self.stored,
                 "refused": dict(self.refused),
                 "series": len(self._known),
+                "series_full": len(self._known) >= self.max_series,
+                "pending_series": len(self._pending),
             }
+
+
+def label_problem(labels: Mapping[str, str]) -> str | None:
+    """Why these labels cannot be stored and exposed (a ``bad`` reason), or None."""
+    if len(labels) > MAX_LABELS:
+        return "too_many_labels"
+    for name, value in labels.items():
+        if name.startswith("__"):
+            return "reserved_label"
+        if len(name) > MAX_LABEL_NAME_LENGTH or not _LABEL_NAME.fullmatch(name):
+            return "invalid_label_name"
+        if len(value) > MAX_LABEL_VALUE_LENGTH:
+            return "label_too_long"
+    return None

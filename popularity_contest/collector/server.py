@@ -5,10 +5,18 @@ environment, and a ``Server`` with ``startup`` (load the mapping, open the store
 sockets), a main loop (flush pending increments to the store every ``flush_interval``
 seconds; roll hourly buckets up to daily once an hour) and ``shutdown`` (stop receiving,
 drain what the kernel already queued, flush, close). SIGTERM and SIGINT end the main loop,
-so both flush before the process exits 0.
+so both flush before the process exits: 0, or 1 when counts could not be written.
+
+The store tells the truth about itself: a flush that fails (read-only files, a full disk, a
+store deleted or replaced underneath) keeps the counts in memory and retries at every flush
+interval, while ``/healthz`` answers 503 naming the problem, the log says so (when it starts,
+once a minute while it lasts, and when it ends) and ``popcon_collector_store_writable`` is 0.
+A deleted store is never recreated empty behind the operator's back.
 
 Threads: one receives datagrams (blocking ``recv_into``, a large ``SO_RCVBUF``) and feeds
-``Ingest``; ``http.server``'s threads answer requests; the main thread flushes. One line per
+``Ingest`` (measured: see benchmarks/); one runs tornado's event loop for HTTP
+(``collector.web.app``), which hands store reads to a few query threads; the main thread
+flushes. One line per
 notable event is logged to stderr; the ``listening statsd=HOST:PORT http=HOST:PORT`` line
 says the collector is ready (with the ports actually bound, so port 0 works). Senders'
 addresses are never looked at, logged or stored.
@@ -16,27 +24,32 @@ addresses are never looked at, logged or stored.
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
-from collections.abc import Callable
-from http.server import ThreadingHTTPServer
 from types import FrameType
+from typing import Any
 
 from popularity_contest.collector.exposition import PopconCollector, registry_for
 from popularity_contest.collector.ingest import Ingest
 from popularity_contest.collector.mapping import Mapper, MappingError
-from popularity_contest.collector.settings import Config, ConfigError
+from popularity_contest.collector.settings import SERVE_HTTP, SERVE_STATSD, Config, ConfigError
 from popularity_contest.collector.store import SeriesKey, Store, StoreError
+from popularity_contest.collector.web import app as web
 from popularity_contest.collector.web import hubauth
-from popularity_contest.collector.web.api import Api, Responder, handler_class
+from popularity_contest.collector.web.api import Api
 
 log = logging.getLogger("popularity_contest.serve")
 
 ROLL_UP_EVERY = 3600.0
+HTTP_BACKLOG = 1024  # connections the kernel queues before the event loop accepts them
+REPEAT_STORE_PROBLEM = 60.0  # seconds between log lines about the same store problem
 
 
 def _format_address(address: tuple[str, int]) -> str:
@@ -48,9 +61,23 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
+def _bind_problem(
+    error: OSError, address: tuple[str, int], what: str, flag: str, variable: str
+) -> str:
+    """One line naming the address, the problem and the flag and variable that change it."""
+    where = _format_address(address)
+    if error.errno == errno.EADDRINUSE:
+        problem = f"the {what} address {where} is already in use"
+        if what.startswith("statsd"):
+            problem += (
+                " (another collector, statsd_exporter, or an agent such as netdata or Datadog's,"
+                " which also default to UDP 8125?)"
+            )
+    elif error.errno == errno.EACCES:
+        problem = f"not allowed to listen on the {what} address {where} (ports below 1024?)"
+    else:
+        problem = f"cannot listen on the {what} address {where}: {error.strerror or error}"
+    return f"{problem}; choose another with {flag} HOST:PORT or {variable}"
 
 
 def kernel_drops(sock: socket.socket) -> int | None:
@@ -71,24 +98,22 @@ def kernel_drops(sock: socket.socket) -> int | None:
 class Server:
     """The collector: ``run()`` = ``startup()``, ``main_loop()``, ``shutdown()``."""
 
-    def __init__(
-        self,
-        config: Config,
-        page: Callable[[Store, str], tuple[int, str, bytes] | None] | None = None,
-    ) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
-        #: Optional extra HTTP content (the page): ``page(store, target)`` -> reply or None.
-        self.page = page
         self.should_exit = threading.Event()
         self.store: Store | None = None
         self.ingest: Ingest | None = None
         self.udp: socket.socket | None = None
-        self.http: _HTTPServer | None = None
+        self.http_sockets: list[socket.socket] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._context: web.Context | None = None
         self._threads: list[threading.Thread] = []
         self._receiving = False
         self._flush_lock = threading.Lock()
         self._flush_errors = 0
         self._receive_error: str | None = None
+        self._store_problem: str | None = None
+        self._store_problem_logged = 0.0
         self._signal: str | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -104,16 +129,23 @@ class Server:
         try:
             self.main_loop()
         finally:
-            self.shutdown()
-        return 0
+            unwritten = self.shutdown()
+        return 1 if unwritten else 0
 
     def startup(self) -> None:
         config = self.config
         mapper = Mapper.load(config.mapping)
+        for note in config.notes:
+            log.warning("%s", note)
         log.info("mapping: %d rules from %s", len(mapper.rules), mapper.source)
         store = self.store = Store.open(config.db)
         known = store.series_keys()
-        removed = store.roll_up(config.hourly_retention_days)
+        try:
+            removed = store.roll_up(config.hourly_retention_days)
+        except StoreError as error:
+            # Readable but not writable: receive anyway, keep counts in memory, say so.
+            removed = 0
+            self._store_failed(str(error))
         log.info(
             "store: %s (%d series%s)",
             store.path,
@@ -123,44 +155,108 @@ class Server:
         self.ingest = Ingest(
             mapper, max_series=config.max_series, known=known, max_datagram=config.max_datagram
         )
-        self.udp = self._bind_udp()
+        self.udp = self._bind_udp() if config.statsd is not None else None
         registry = registry_for(PopconCollector(self.series, self.stats, mapper.help))
-        page = self.page
         hub = config.hub
         api = Api(
             store,
             registry,
-            healthy=lambda: self._receive_error,
-            page=None if page is None else (lambda target: page(store, target)),
+            healthy=self.problem,
+            details=self.health_details,
             min_processes=config.min_processes,
-            prefix=(hub or {}).get("JUPYTERHUB_SERVICE_PREFIX", ""),
         )
-        app: Responder = api
+        hub_auth = None
         if hub is not None:
-            app = hubauth.HubGate(
-                hubauth.make_hub_oauth(hub),
-                api,
-                protect_metrics=config.metrics_auth,
-                public_url=hub.get("JUPYTERHUB_PUBLIC_URL", ""),
-            )
+            hub_auth = hubauth.make_hub_oauth(hub)
             log.info(
                 "JupyterHub service: page and API need a hub login with %s; /healthz%s open",
-                ", ".join(sorted(app.auth.access_scopes)),
+                ", ".join(sorted(hub_auth.access_scopes)),
                 "" if config.metrics_auth else " and /metrics",
             )
-        host, port = config.http
-        server_class = type("HTTPServer", (_HTTPServer,), {"address_family": _family(host)})
-        self.http = server_class((host, port), handler_class(app))
-        self._receiving = True
-        self._start(self._receive, "statsd")
-        self._start(self.http.serve_forever, "http")
+        self._context = web.Context(
+            api,
+            environment=config.environment,
+            min_processes=config.min_processes,
+            warnings=self.warnings,
+            hub_auth=hub_auth,
+            metrics_auth=config.metrics_auth,
+        )
+        prefix = (hub or {}).get("JUPYTERHUB_SERVICE_PREFIX", "/")
+        application = web.make_app(self._context, prefix)
+        web.prepare_logging()
+        self.http_sockets = self._bind_http()
+        if self.udp is not None:
+            self._receiving = True
+            self._start(self._receive, "statsd")
+        else:
+            log.info("--no-statsd: nothing is received; page, API and /metrics read the store")
+        ready = threading.Event()
+        self._start(
+            lambda: self._serve_http(application, xheaders=hub is not None, ready=ready), "http"
+        )
+        ready.wait(10)
         log.info(
             "listening statsd=%s http=%s",
-            _format_address(self.udp.getsockname()),
-            _format_address(self.http.server_address),  # type: ignore[arg-type]
+            _format_address(self.udp.getsockname()) if self.udp is not None else "off",
+            _format_address(self.http_sockets[0].getsockname()),
         )
 
+    def _bind_http(self) -> list[socket.socket]:
+        from tornado.netutil import bind_sockets
+
+        host, port = self.config.http
+        try:
+            return bind_sockets(port, host, family=_family(host), backlog=HTTP_BACKLOG)
+        except OSError as error:
+            raise OSError(
+                _bind_problem(error, self.config.http, "HTTP", "--http", SERVE_HTTP)
+            ) from None
+
+    def _serve_http(self, application: Any, *, xheaders: bool, ready: threading.Event) -> None:
+        from tornado.httpserver import HTTPServer
+
+        # The event loop shares the GIL with the receiver and the query threads: switching
+        # every 1 ms instead of 5 ms keeps answers from the cache quick while a query runs.
+        sys.setswitchinterval(0.001)
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        server = HTTPServer(
+            application,
+            xheaders=xheaders,  # behind the hub's proxy: the scheme the browser used
+            idle_connection_timeout=30,
+            body_timeout=30,
+            max_body_size=64 * 1024,
+            max_buffer_size=1024 * 1024,
+        )
+        server.add_sockets(self.http_sockets)
+        loop.call_soon(ready.set)
+        try:
+            loop.run_forever()
+        finally:
+            server.stop()
+            try:
+                loop.run_until_complete(asyncio.wait_for(server.close_all_connections(), timeout=2))
+            except (asyncio.TimeoutError, RuntimeError):
+                pass
+            loop.close()
+
+    def _stop_http(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(loop.stop)
+            except RuntimeError:
+                pass
+        for thread in self._threads:
+            if thread.name == "popcon-http":
+                thread.join(timeout=5)
+        if self._context is not None:
+            self._context.executor.shutdown(wait=False, cancel_futures=True)
+
     def _bind_udp(self) -> socket.socket:
+        if self.config.statsd is None:
+            raise RuntimeError("--no-statsd")
         host, port = self.config.statsd
         sock = socket.socket(_family(host), socket.SOCK_DGRAM)
         wanted = self.config.rcvbuf
@@ -174,9 +270,11 @@ class Server:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
         try:
             sock.bind((host, port))
-        except OSError:
+        except OSError as error:
             sock.close()
-            raise
+            raise OSError(
+                _bind_problem(error, (host, port), "statsd (UDP)", "--statsd", SERVE_STATSD)
+            ) from None
         # Linux reports twice the size granted (it counts its bookkeeping).
         granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
         if granted < wanted:
@@ -214,13 +312,24 @@ class Server:
                 next_roll_up += ROLL_UP_EVERY
                 self._roll_up()
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> int:
+        """Stop, flush, close; return how many series had counts that could not be written."""
         log.info("stopping%s", f" on {self._signal}" if self._signal else "")
         self._stop_receiving()
-        if self.http is not None:
-            self.http.shutdown()
+        self._stop_http()
         self.flush()
+        unwritten = 0
         if self.ingest is not None:
+            pending = self.ingest.pending()
+            unwritten = len(pending)
+            if pending:
+                log.error(
+                    "%d counts in %d series could not be written to %s: lost (%s)",
+                    round(sum(pending.values())),
+                    len(pending),
+                    self.config.db,
+                    self._store_problem or "store unavailable",
+                )
             ingest = self.ingest
             log.info(
                 "stopped: %d lines received, %d stored, %d refused, %d series%s",
@@ -231,10 +340,11 @@ class Server:
                 f", {self._flush_errors} flush errors" if self._flush_errors else "",
             )
         self._close()
+        return unwritten
 
     def _close(self) -> None:
-        if self.http is not None:
-            self.http.server_close()
+        for sock in self.http_sockets:
+            sock.close()
         if self.udp is not None:
             self.udp.close()
         if self.store is not None:
@@ -299,16 +409,81 @@ class Server:
         """Store pending increments in one transaction; keep them for later on failure."""
         if self.ingest is None or self.store is None:
             return
+        store, ingest = self.store, self.ingest
         with self._flush_lock:
-            increments = self.ingest.take()
-            if not increments:
-                return
+            increments: dict[SeriesKey, float] = {}
             try:
-                self.store.add(increments)
+                if store.changed_elsewhere():
+                    # `popularity-contest prune` removed series: forget them here too.
+                    known = store.series_keys()
+                    ingest.reset_known(known)
+                    log.info("store changed by another program: %d series now", len(known))
+                increments = ingest.take()
+                if increments:
+                    store.add(increments)
+                elif self._store_problem is not None:
+                    store.probe_write()  # nothing to write: is the store writable again?
             except StoreError as error:
-                self._flush_errors += 1
-                self.ingest.give_back(increments)
-                log.error("flush failed (will retry): %s", error)  # noqa: TRY400
+                if increments:
+                    self._flush_errors += 1
+                    ingest.give_back(increments)
+                self._store_failed(str(error))
+                try:
+                    store.reconnect()  # picks up permissions fixed meanwhile
+                except StoreError:
+                    pass
+                return
+            problem = store.file_problem()  # also when idle: a deleted store is news
+            if problem is not None:
+                self._store_failed(problem)
+                return
+            if self._store_problem is not None:
+                log.info("store writable again: %s", store.path)
+                self._store_problem = None
+
+    def _store_failed(self, problem: str) -> None:
+        now = time.monotonic()
+        if problem != self._store_problem or now - self._store_problem_logged > (
+            REPEAT_STORE_PROBLEM
+        ):
+            pending = self.ingest.pending() if self.ingest is not None else {}
+            log.error(
+                "cannot write the store, counts kept in memory and retried (%d series waiting): %s",
+                len(pending),
+                problem,
+            )
+            self._store_problem_logged = now
+        self._store_problem = problem
+
+    def health_details(self) -> dict[str, object]:
+        """Series in use and the cap, and what waits to be written (for ``/healthz``)."""
+        if self.ingest is None:
+            return {}
+        stats = self.ingest.stats()
+        details: dict[str, object] = {
+            "series": stats["series"],
+            "series_limit": self.config.max_series,
+            "pending_series": stats["pending_series"],
+        }
+        if stats["series_full"]:
+            details["warning"] = (
+                "series cap reached: new packages and hubs are not counted; drop junk series"
+                " with `popularity-contest prune` or raise --max-series"
+            )
+        return details
+
+    def warnings(self) -> list[str]:
+        """What the page shows on top: the series cap reached, a store that cannot be written."""
+        details = self.health_details()
+        found = [str(details["warning"])] if "warning" in details else []
+        problem = self.problem()
+        if problem is not None:
+            found.append(f"This collector is unhealthy: {problem}")
+        return found
+
+    def problem(self) -> str | None:
+        """What makes the collector unhealthy (for ``/healthz``), or None."""
+        return self._receive_error or self._store_problem
 
     def _roll_up(self) -> None:
         if self.store is None:
@@ -339,6 +514,7 @@ class Server:
             return {}
         stats = self.ingest.stats()
         stats["flush_errors"] = self._flush_errors
+        stats["store_problem"] = self._store_problem
         stats["series_limit"] = self.config.max_series
         stats["kernel_drops"] = kernel_drops(self.udp) if self.udp is not None else None
         return stats

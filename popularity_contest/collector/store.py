@@ -22,6 +22,8 @@ Python API (for ``serve``, ``report`` and the page)::
     store.totals(start, end, namespace=None, metric=IMPORTED_PACKAGE)
         # -> [Total(name, labels, value)], largest first
     store.series_totals()                     # all-time totals of every series
+    store.prune(below=5, match="python_popcon*")  # drop junk series (see ``prune``)
+    store.file_problem()                      # "deleted" / "replaced" / None
     store.close()
 
 ``start``/``end`` are aware or naive (= UTC) datetimes or Unix seconds; the window is
@@ -32,7 +34,10 @@ with the file name in its message.
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -97,7 +102,22 @@ MIGRATIONS: list[str] = [
         last_day INTEGER NOT NULL      -- Unix seconds of that day's 00:00 UTC
     );
     """,
+    # 3: daily sums of every bucket, kept on each write, so that a window of whole days reads
+    # one row per series and day whatever the hourly retention (queries over months of
+    # hourly buckets were too slow to serve).
+    """
+    CREATE TABLE day (
+        start INTEGER NOT NULL,        -- Unix seconds (UTC) of the day
+        series_id INTEGER NOT NULL REFERENCES series (id),
+        value REAL NOT NULL,
+        PRIMARY KEY (start, series_id)
+    ) WITHOUT ROWID;
+    INSERT INTO day (start, series_id, value)
+        SELECT start - start % 86400, series_id, SUM(value) FROM bucket GROUP BY 1, 2;
+    """,
 ]
+#: A read that takes longer is interrupted (``StoreError``): narrow the question.
+QUERY_SECONDS = 10.0
 
 
 class StoreError(PopconError):
@@ -121,6 +141,16 @@ class Total:
 
 def series_key(name: str, labels: Mapping[str, str]) -> SeriesKey:
     return (name, tuple(sorted(labels.items())))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(labels_json: str) -> tuple[tuple[str, str], ...]:
+    return tuple(json.loads(labels_json).items())
+
+
+def labels_of(labels_json: str) -> dict[str, str]:
+    """The labels stored as JSON, as a new dict (parsed once per distinct text)."""
+    return dict(_parsed(labels_json))
 
 
 def _labels_json(labels: tuple[tuple[str, str], ...]) -> str:
@@ -165,6 +195,12 @@ class Store:
         self.path = path
         self._lock = threading.Lock()
         self._ids: dict[SeriesKey, int] = {}
+        #: (device, inode) of the file opened: a store deleted or replaced underneath a running
+        #: collector is detected (SQLite would go on writing to the unlinked file).
+        self._identity: tuple[int, int] | None = None
+        self._data_version = 0
+        #: Write transactions committed through this object (answer caches key on it).
+        self.writes = 0
 
     # --- opening and closing -----------------------------------------------------------
     @classmethod
@@ -182,13 +218,77 @@ class Store:
         store = cls(connection, name)
         try:
             store._setup()
+            info = os.stat(name)
+            store._identity = (info.st_dev, info.st_ino)
+            store._data_version = store._read_data_version()
         except sqlite3.Error as error:
             connection.close()
             raise StoreError(f"{name}: {error}") from None
         except StoreError:
             connection.close()
             raise
+        except OSError as error:
+            connection.close()
+            raise StoreError(f"{name}: {error}") from None
         return store
+
+    def file_problem(self) -> str | None:
+        """Why the file opened is no longer the file at ``path`` (deleted, replaced), or None."""
+        if self._identity is None:
+            return None
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return f"{self.path}: the store file was deleted while in use (restart to start anew)"
+        except OSError as error:
+            return f"{self.path}: {error}"
+        if (info.st_dev, info.st_ino) != self._identity:
+            return f"{self.path}: the store file was replaced while in use (restart to use it)"
+        return None
+
+    def reconnect(self) -> None:
+        """Open the same file anew (a connection SQLite opened read-only stays so even once
+        the file is writable again); refuses when the file is gone or was replaced."""
+        problem = self.file_problem()
+        if problem is not None:
+            raise StoreError(problem)
+        fresh = Store.open(self.path, create=False)
+        if fresh._identity != self._identity:
+            fresh.close()
+            raise StoreError(f"{self.path}: the store file was replaced while in use")
+        with self._lock:
+            old, self._db = self._db, fresh._db
+            self._ids.clear()
+            self._data_version = fresh._data_version
+        try:
+            old.close()
+        except sqlite3.Error:
+            pass
+
+    def probe_write(self) -> None:
+        """One tiny write transaction: raises ``StoreError`` while the store is not writable."""
+        problem = self.file_problem()
+        if problem is not None:
+            raise StoreError(problem)
+        with self._transaction() as db:
+            db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    def _read_data_version(self) -> int:
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def changed_elsewhere(self) -> bool:
+        """True once another connection (``prune``) committed since the last call."""
+        with self._lock:
+            try:
+                version = self._read_data_version()
+            except sqlite3.Error as error:
+                raise self._fail(error) from None
+            changed = version != self._data_version
+            self._data_version = version
+            if changed:
+                self.writes += 1
+                self._ids.clear()  # ids of series removed elsewhere must not be reused
+        return changed
 
     def _setup(self) -> None:
         db = self._db
@@ -242,12 +342,24 @@ class Store:
             keys.append(key)
         return keys
 
+    def series_keys_of(self, metric: str, namespace: str | None = None) -> list[SeriesKey]:
+        """The series of ``metric`` (in ``namespace`` when given), as keys."""
+        sql = "SELECT name, labels FROM series WHERE name = ?"
+        parameters: list[object] = [metric]
+        if namespace is not None:
+            sql += " AND namespace = ?"
+            parameters.append(namespace)
+        return [series_key(str(n), json.loads(str(lb))) for n, lb in self._query(sql, parameters)]
+
     def add(self, increments: Mapping[SeriesKey, float], at: float | None = None) -> None:
         """Add increments to the hour holding ``at`` (default now), in one transaction."""
         if not increments:
             return
         moment = int(time.time() if at is None else at)
         hour = moment - moment % HOUR
+        problem = self.file_problem()
+        if problem is not None:
+            raise StoreError(problem)
         with self._transaction() as db:
             rows = []
             for key, value in increments.items():
@@ -261,6 +373,11 @@ class Store:
                 " ON CONFLICT (start, width, series_id)"
                 " DO UPDATE SET value = value + excluded.value",
                 [(hour, HOUR, series_id, value) for value, series_id in rows],
+            )
+            db.executemany(
+                "INSERT INTO day (start, series_id, value) VALUES (?, ?, ?)"
+                " ON CONFLICT (start, series_id) DO UPDATE SET value = value + excluded.value",
+                [(hour - hour % DAY, series_id, value) for value, series_id in rows],
             )
 
     def archive_checkpoint(self, source: str) -> int | None:
@@ -297,6 +414,11 @@ class Store:
                 " DO UPDATE SET value = value + excluded.value",
                 [(day, DAY, series_id, value) for value, series_id in rows],
             )
+            db.executemany(
+                "INSERT INTO day (start, series_id, value) VALUES (?, ?, ?)"
+                " ON CONFLICT (start, series_id) DO UPDATE SET value = value + excluded.value",
+                [(day, series_id, value) for value, series_id in rows],
+            )
             db.execute(
                 "INSERT INTO archive_checkpoint (source, last_day) VALUES (?, ?)"
                 " ON CONFLICT (source) DO UPDATE SET last_day = excluded.last_day",
@@ -316,6 +438,7 @@ class Store:
                 try:
                     yield db
                     db.execute("COMMIT")
+                    self.writes += 1
                 except BaseException:
                     if db.in_transaction:
                         db.execute("ROLLBACK")
@@ -359,13 +482,76 @@ class Store:
             ).rowcount
         return int(removed)
 
+    def prune(
+        self,
+        *,
+        below: float | None = None,
+        match: str | None = None,
+        dry_run: bool = False,
+    ) -> list[Total]:
+        """Delete series (and their buckets) whose all-time total is below ``below`` and/or
+        whose name or any label value matches the glob ``match``; return what was (or, with
+        ``dry_run``, would be) deleted. A running collector notices and forgets them too."""
+        if below is None and match is None:
+            raise ValueError("prune needs below or match")
+        doomed: list[tuple[int, Total]] = []
+        for series_id, name, labels_json, total in self._query(
+            "SELECT id, name, labels, total FROM series ORDER BY name, labels"
+        ):
+            labels = json.loads(str(labels_json))
+            if below is not None and not float(total) < below:  # type: ignore[arg-type]
+                continue
+            if match is not None and not any(
+                fnmatch.fnmatchcase(text, match) for text in (str(name), *labels.values())
+            ):
+                continue
+            doomed.append((int(series_id), Total(str(name), labels, float(total))))  # type: ignore[call-overload, arg-type]
+        if doomed and not dry_run:
+            with self._transaction() as db:
+                ids = [(series_id,) for series_id, _ in doomed]
+                db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id INTEGER PRIMARY KEY)")
+                db.execute("DELETE FROM temp.doomed")
+                db.executemany("INSERT INTO temp.doomed (id) VALUES (?)", ids)
+                # One pass over the buckets (their key does not start with the series id).
+                db.execute("DELETE FROM bucket WHERE series_id IN (SELECT id FROM temp.doomed)")
+                db.execute("DELETE FROM day WHERE series_id IN (SELECT id FROM temp.doomed)")
+                db.execute("DELETE FROM series WHERE id IN (SELECT id FROM temp.doomed)")
+                self._ids.clear()
+        return [total for _, total in doomed]
+
     # --- reading -----------------------------------------------------------------------
     def _query(self, sql: str, parameters: Iterable[object] = ()) -> list[tuple[object, ...]]:
         with self._lock:
+            deadline = time.monotonic() + QUERY_SECONDS
             try:
+                self._db.set_progress_handler(lambda: time.monotonic() > deadline, 100_000)
                 return self._db.execute(sql, tuple(parameters)).fetchall()
+            except sqlite3.OperationalError as error:
+                if "interrupted" in str(error):
+                    raise StoreError(
+                        f"{self.path}: the query took more than {QUERY_SECONDS:g} s: narrow it"
+                    ) from None
+                raise self._fail(error) from None
             except sqlite3.Error as error:
                 raise self._fail(error) from None
+            finally:
+                try:
+                    self._db.set_progress_handler(None, 0)
+                except sqlite3.Error:
+                    pass
+
+    def series_count(self, namespace: str | None = None, metric: str | None = None) -> int:
+        """How many series of ``metric`` (any when None) in ``namespace`` (any when None)."""
+        clauses, parameters = ["1"], []
+        if metric is not None:
+            clauses.append("name = ?")
+            parameters.append(metric)
+        if namespace is not None:
+            clauses.append("namespace = ?")
+            parameters.append(namespace)
+        rows = self._query(f"SELECT COUNT(*) FROM series WHERE {' AND '.join(clauses)}", parameters)  # noqa: S608 - constant clauses
+        count: int = rows[0][0]  # type: ignore[assignment]
+        return count
 
     def series_totals(self) -> list[Total]:
         """All-time total of every series."""
@@ -380,49 +566,90 @@ class Store:
     def metrics(self) -> list[str]:
         return [str(row[0]) for row in self._query("SELECT DISTINCT name FROM series ORDER BY 1")]
 
-    def _where(
+    def _sums(  # noqa: PLR0917 - private, called in two places
         self,
         start: datetime | float,
         end: datetime | float,
         namespace: str | None,
         metric: str | None,
-    ) -> tuple[str, list[object]]:
-        clauses = ["b.start >= ?", "b.start < ?"]
-        parameters: list[object] = [int(to_timestamp(start)), int(to_timestamp(end))]
+        period: str | None,
+        only: Iterable[Mapping[str, str]] | None = None,
+    ) -> list[tuple[object, ...]]:
+        """Rows ``(period start or 0, name, labels JSON, sum)`` per period and series.
+
+        A bucket counts when its start is in ``[start, end)``. Whole days in the window are
+        read from ``day`` (one row per series and day), the partial days at either end from
+        ``bucket``; ``period`` "hour" reads ``bucket`` only, None sums the whole window.
+        """
+        first, last = int(to_timestamp(start)), int(to_timestamp(end))
+        series = ["1"]
+        parameters: list[object] = []
         if metric is not None:
-            clauses.append("s.name = ?")
+            series.append("name = ?")
             parameters.append(metric)
         if namespace is not None:
-            clauses.append("s.namespace = ?")
+            series.append("namespace = ?")
             parameters.append(namespace)
-        return " AND ".join(clauses), parameters
+        if only is not None:
+            series.append("labels IN (SELECT value FROM json_each(?))")
+            parameters.append(json.dumps([_labels_json(tuple(sorted(x.items()))) for x in only]))
+        chosen = f"SELECT id FROM series WHERE {' AND '.join(series)}"  # noqa: S608 - constant clauses
+        whole_first = -(-first // DAY) * DAY
+        whole_last = last - last % DAY
+        parts: list[tuple[str, int, int]] = []
+        if period == "hour" or whole_first >= whole_last:
+            parts.append(("bucket", first, last))
+        else:
+            if first < whole_first:
+                parts.append(("bucket", first, whole_first))
+            parts.append(("day", whole_first, whole_last))
+            if whole_last < last:
+                parts.append(("bucket", whole_last, last))
+        width = HOUR if period == "hour" else DAY
+        period_sql = "0" if period is None else f"start - start % {width}"
+        selects = []
+        values: list[object] = []
+        for table, low, high in parts:
+            selects.append(
+                f"SELECT {period_sql} AS p, series_id, value FROM {table}"  # noqa: S608 - constants
+                f" WHERE start >= ? AND start < ? AND series_id IN ({chosen})"
+            )
+            values += [low, high, *parameters]
+        return self._query(
+            "SELECT t.p, s.name, s.labels, SUM(t.value) FROM ("  # noqa: S608 - constants
+            + " UNION ALL ".join(selects)
+            + ") t JOIN series s ON s.id = t.series_id GROUP BY t.p, t.series_id",
+            values,
+        )
 
-    def counts(
+    def counts(  # noqa: PLR0917 - its positional order is its documented API
         self,
         start: datetime | float,
         end: datetime | float,
         aggregate: str = "day",
         namespace: str | None = None,
         metric: str | None = IMPORTED_PACKAGE,
+        only: Iterable[Mapping[str, str]] | None = None,
     ) -> list[Count]:
-        """Sums per period and series, ordered by period then largest first."""
+        """Sums per period and series, ordered by period then largest first; ``only``: just
+        the series with these label sets."""
         if aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}")
-        where, parameters = self._where(start, end, namespace, metric)
-        width = HOUR if aggregate == "hour" else DAY
-        rows = self._query(
-            f"SELECT b.start - b.start % {width}, s.name, s.labels, SUM(b.value)"  # noqa: S608 - width is a constant
-            f" FROM bucket b JOIN series s ON s.id = b.series_id WHERE {where}"
-            " GROUP BY 1, b.series_id",
-            parameters,
+        rows = self._sums(
+            start, end, namespace, metric, "hour" if aggregate == "hour" else "day", only
         )
         sums: dict[tuple[int, str, str], float] = {}
+        periods: dict[int, int] = {}
         for bucket, name, labels, value in rows:
-            key = (period_start(int(bucket), aggregate), str(name), str(labels))  # type: ignore[call-overload]
+            day = int(bucket)  # type: ignore[call-overload]
+            begins = periods.get(day)
+            if begins is None:
+                begins = periods[day] = period_start(day, aggregate)
+            key = (begins, str(name), str(labels))
             sums[key] = sums.get(key, 0.0) + float(value)  # type: ignore[arg-type]
         ordered = sorted(sums.items(), key=lambda item: (item[0][0], -item[1], item[0][1:]))
         return [
-            Count(datetime.fromtimestamp(period, timezone.utc), name, json.loads(labels), value)
+            Count(datetime.fromtimestamp(period, timezone.utc), name, labels_of(labels), value)
             for (period, name, labels), value in ordered
         ]
 
@@ -434,11 +661,6 @@ class Store:
         metric: str | None = IMPORTED_PACKAGE,
     ) -> list[Total]:
         """Sum per series over the window, largest first."""
-        where, parameters = self._where(start, end, namespace, metric)
-        rows = self._query(
-            f"SELECT s.name, s.labels, SUM(b.value) FROM bucket b"  # noqa: S608 - no user text
-            f" JOIN series s ON s.id = b.series_id WHERE {where}"
-            " GROUP BY b.series_id ORDER BY 3 DESC, 1, 2",
-            parameters,
-        )
-        return [Total(str(n), json.loads(str(lb)), float(v)) for n, lb, v in rows]  # type: ignore[arg-type]
+        rows = self._sums(start, end, namespace, metric, None)
+        ordered = sorted(rows, key=lambda r: (-float(r[3]), str(r[1]), str(r[2])))  # type: ignore[arg-type]
+        return [Total(str(n), labels_of(str(lb)), float(v)) for _, n, lb, v in ordered]  # type: ignore[arg-type]

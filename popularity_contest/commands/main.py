@@ -155,17 +155,42 @@ def build_parser() -> argparse.ArgumentParser:
     _add_format(check, ("table", "json"))
     check.set_defaults(target="popularity_contest.commands.check:run")
 
-    serve = sub.add_parser("serve", help="run the embedded collector (statsd in, HTTP out)")
-    serve.add_argument("--statsd", metavar="HOST:PORT", help="UDP address (127.0.0.1:8125)")
-    serve.add_argument("--http", metavar="HOST:PORT", help="HTTP address (127.0.0.1:9102)")
-    serve.add_argument("--db", metavar="PATH", help="SQLite store")
-    serve.add_argument("--mapping", metavar="FILE", help="statsd_exporter mapping file")
-    serve.add_argument(
-        "--environment",
-        metavar="PYTHON",
-        help="a Python interpreter whose installed packages the page lists as used or unused",
+    serve = sub.add_parser(
+        "serve",
+        help="run the embedded collector (statsd in, HTTP out)",
+        description="The embedded collector: statsd counters in over UDP, a SQLite store,"
+        " and over HTTP a page, a JSON/CSV API, /metrics and /healthz.",
     )
+    from popularity_contest.collector.settings import add_arguments
+
+    add_arguments(serve)
     serve.set_defaults(target="popularity_contest.commands.serve:run")
+
+    prune = sub.add_parser(
+        "prune",
+        help="drop junk series from the collector's store (when the series cap is reached)",
+        description="Delete series from the embedded collector's store, with their history. "
+        "Series matching every condition given are deleted; a running `serve` notices.",
+    )
+    prune.add_argument(
+        "--db",
+        metavar="PATH",
+        help="the store (default: $PYTHON_POPCONTEST_SERVE_DB, else the collector's default)",
+    )
+    prune.add_argument(
+        "--below",
+        type=float,
+        metavar="K",
+        help="series counted fewer than K times in all (e.g. 2: packages seen once)",
+    )
+    prune.add_argument(
+        "--match",
+        metavar="GLOB",
+        help="series whose metric name or a label value matches GLOB (e.g. 'x-*')",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="list, delete nothing")
+    _add_format(prune, ("table", "json"))
+    prune.set_defaults(target="popularity_contest.commands.prune:run")
 
     report = sub.add_parser("report", help="top packages over a window")
     _add_source(report)

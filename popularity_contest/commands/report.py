@@ -19,7 +19,7 @@ import argparse
 import json
 from collections.abc import Mapping, Sequence
 
-from popularity_contest.answers.formats import number, share_text, table, to_csv
+from popularity_contest.answers.formats import number, share_text, table, terminal_text, to_csv
 from popularity_contest.answers.ranking import NO_HUB, Row, top_packages
 from popularity_contest.answers.sources import open_source
 from popularity_contest.answers.window import Window, iso, window
@@ -61,11 +61,14 @@ def render(
         extra = ["processes", "window_start", "window_end"]
         return to_csv(dicts, [*columns, *extra]).rstrip("\n")
     lines = [
-        f"{iso(span.start)} .. {iso(span.end)}: {total} processes reported"
-        + (
-            "; " + ", ".join(f"{ns or NO_HUB} {number(n)}" for ns, n in sorted(processes.items()))
-            if by_namespace and processes
-            else ""
+        terminal_text(  # hub names came off the wire
+            f"{iso(span.start)} .. {iso(span.end)}: {total} processes reported"
+            + (
+                "; "
+                + ", ".join(f"{ns or NO_HUB} {number(n)}" for ns, n in sorted(processes.items()))
+                if by_namespace and processes
+                else ""
+            )
         )
     ]
     available = len(rows) if shown_before_limit is None else shown_before_limit

@@ -24,7 +24,4 @@ def configure_logging() -> None:
 def run(args: argparse.Namespace) -> int:
     """The ``serve`` subcommand."""
     configure_logging()
-    config = Config.from_args(args)
-    from popularity_contest.collector.web import page
-
-    return Server(config, page=page.hook(config.environment, config.min_processes)).run()
+    return Server(Config.from_args(args)).run()

@@ -287,8 +287,57 @@ def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
             check=False,
         )
     assert result.returncode == 1
-    assert "cannot start" in result.stderr
+    assert f"the statsd (UDP) address 127.0.0.1:{port} is already in use" in result.stderr
+    assert "--statsd HOST:PORT or PYTHON_POPCONTEST_SERVE_STATSD" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_busy_http_port_names_the_address_and_the_flag(
+    collectors: Callable[..., CollectorProcess], tmp_path: Path
+) -> None:
+    first = collectors()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "popularity_contest",
+            "serve",
+            "--statsd",
+            "127.0.0.1:0",
+            "--http",
+            f":{first.http_port}",
+            "--db",
+            str(tmp_path / "other.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"the HTTP address 127.0.0.1:{first.http_port} is already in use" in result.stderr
+    assert "--http HOST:PORT or PYTHON_POPCONTEST_SERVE_HTTP" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_statsd_serves_page_and_api_from_the_store_only(
+    collectors: Callable[..., CollectorProcess], tmp_path: Path
+) -> None:
+    db = tmp_path / "shared.sqlite3"
+    writer = collectors(db=db)
+    writer.send(*report(DEFAULT_PREFIX, ["numpy"]))
+    writer.wait_until(
+        lambda: (
+            json.loads(writer.get("/healthz")[1])["pending_series"] == 0 and writer.received() > 0
+        ),
+        what="a flush",
+    )
+    reader = collectors("--no-statsd", db=db)
+    assert "listening statsd=off http=" in reader.text()
+    totals = json.loads(reader.read("/api/v1/packages?start=0"))["totals"]
+    assert [row["package"] for row in totals] == ["numpy"]
+    assert "numpy" in reader.read("/")
+    assert reader.stop() == 0
 
 
 def test_an_unusable_setting_is_a_usage_error_naming_the_variable(tmp_path: Path) -> None:
@@ -303,3 +352,95 @@ def test_an_unusable_setting_is_a_usage_error_naming_the_variable(tmp_path: Path
     assert result.returncode == 2
     assert "PYTHON_POPCONTEST_SERVE_FLUSH_INTERVAL" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_series_cap_shows_in_healthz_and_prune_makes_room_while_running(
+    collectors: Callable[..., CollectorProcess], tmp_path: Path
+) -> None:
+    db = tmp_path / "capped.sqlite3"
+    collector = collectors(
+        db=db, env={"PYTHONPATH": str(ROOT), "PYTHON_POPCONTEST_SERVE_MAX_SERIES": "3"}
+    )
+    collector.send(*report(DEFAULT_PREFIX, ["numpy", "junk-1", "junk-2", "pandas"]))
+    collector.wait_until(
+        lambda: (
+            json.loads(collector.get("/healthz")[1]).get("pending_series") == 0
+            and collector.samples().get(("popcon_collector_series_overflow_total", ())) == 2.0
+        ),
+        what="the cap",
+    )  # processes_reported + numpy + junk-1 fill it; junk-2 and pandas overflow
+    status, body = collector.get("/healthz")
+    assert status == 200
+    assert "popularity-contest prune" in json.loads(body)["warning"]
+    assert "series cap reached (3 series)" in collector.text()
+    assert collector.samples()[("popcon_collector_series_full", ())] == 1.0
+    pruned = subprocess.run(
+        [sys.executable, "-m", "popularity_contest", "prune", "--db", str(db), "--match", "junk-*"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert "removed 1 series" in pruned.stdout
+    pandas = (IMPORTED, (("namespace", ""), ("package", "pandas")))
+    collector.wait_until(
+        lambda: (
+            (collector.send(*report(DEFAULT_PREFIX, ["pandas"])), collector.samples())[1].get(
+                pandas
+            )
+            is not None
+        ),
+        what="pandas counted after the prune",
+    )
+    assert json.loads(collector.get("/healthz")[1]).get("warning") is not None  # full again
+    assert collector.stop() == 0
+
+
+def raw_http(port: int, request: bytes, *, read: bool = True) -> tuple[bytes, int]:
+    """Send raw bytes from a known local port; (what came back, that port)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        local = conn.getsockname()[1]
+        conn.sendall(request.replace(b"\r\nHost: x\r\n", b"\r\nHost: x\r\nConnection: close\r\n"))
+        if not read:
+            return b"", local  # hang up mid-request
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks), local
+
+
+def test_odd_requests_get_clean_answers_and_nothing_about_clients_is_logged(
+    collectors: Callable[..., CollectorProcess],
+) -> None:
+    collector = collectors()
+    port = collector.http_port
+    cases = [
+        (b"POST /api/v1/packages HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", b" 405 "),
+        (b"DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n", b" 405 "),
+        (b"BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n", b" 405 "),
+        (b"GET /api/v1/popularity?end=1e18 HTTP/1.1\r\nHost: x\r\n\r\n", b" 400 "),
+        (b"GET /api/v1/packages?start=%ff%fe HTTP/1.1\r\nHost: x\r\n\r\n", b" 400 "),
+        (b"GET /nope/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", b" 404 "),
+        (b"GET /static/..%2f..%2fsettings.py HTTP/1.1\r\nHost: x\r\n\r\n", b" 404 "),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", b""),
+        (b"\x16\x03\x01\x02\x00garbage\r\n\r\n", b""),
+    ]
+    locals_seen = []
+    for request, status in cases:
+        answer, local = raw_http(port, request)
+        locals_seen.append(local)
+        assert status in answer.split(b"\r\n", 1)[0] + b" ", (request[:40], answer[:200])
+        if answer:
+            assert b"Traceback" not in answer
+    locals_seen.extend(
+        raw_http(port, request, read=False)[1]
+        for request in (b"GET /api/v1/packages HTTP/1.1\r\nHost: x\r\n", b"GET /metr")
+    )
+    status, body = collector.get("/healthz")  # still serving
+    assert status == 200, body
+    assert collector.stop() == 0
+    log = collector.text()
+    assert "Traceback" not in log
+    for local in locals_seen:
+        assert f":{local}" not in log, log
+        assert f" {local}" not in log, log

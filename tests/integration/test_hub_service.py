@@ -170,10 +170,14 @@ def test_without_login_the_page_redirects_to_the_hub_and_api_calls_get_401(hub: 
     assert status == 401, body
 
 
-def test_open_paths_need_no_login(hub: Hub) -> None:
+def test_healthz_is_open_and_metrics_needs_a_hub_login_by_default(hub: Hub) -> None:
     status, _, body, _ = get(browser(), hub.url + PREFIX + "healthz")
-    assert (status, json.loads(body)) == (200, {"status": "ok"})
+    assert (status, json.loads(body)["status"]) == (200, "ok")
     status, _, body, _ = get(browser(), hub.url + PREFIX + "metrics")
+    assert status == 401
+    assert "popcon_collector" not in body
+    opener = log_in(hub, "alice")[0]
+    status, _, body, _ = get(opener, hub.url + PREFIX + "metrics")
     assert status == 200
     assert "popcon_collector_lines_received_total" in body
 
@@ -213,9 +217,20 @@ def test_a_forged_callback_is_refused(hub: Hub) -> None:
     assert "state" in body
 
 
-def test_serve_under_a_hub_without_an_oauth_client_refuses_to_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize("token", [None, "", " "])
+def test_a_hub_service_without_its_api_token_refuses_to_start(
+    tmp_path: Path, token: str | None
+) -> None:
+    # The proxy would publish the page: never serve it without the login it was set up for.
     environ = {key: value for key, value in os.environ.items() if not key.startswith("JUPYTERHUB_")}
-    environ["JUPYTERHUB_API_TOKEN"] = "a-token"  # noqa: S105 - no hub checks it here
+    environ.update(
+        JUPYTERHUB_SERVICE_NAME=SERVICE,
+        JUPYTERHUB_CLIENT_ID=f"service-{SERVICE}",
+        JUPYTERHUB_SERVICE_PREFIX=PREFIX,
+        JUPYTERHUB_API_URL="http://127.0.0.1:1/hub/api",
+    )
+    if token is not None:
+        environ["JUPYTERHUB_API_TOKEN"] = token
     command = ["serve", "--http", "127.0.0.1:0", "--statsd", "127.0.0.1:0"]
     result = subprocess.run(
         [sys.executable, "-m", "popularity_contest", *command, "--db", str(tmp_path / "p.db")],
@@ -225,6 +240,6 @@ def test_serve_under_a_hub_without_an_oauth_client_refuses_to_start(tmp_path: Pa
         timeout=30,
         check=False,
     )
-    assert result.returncode == 1
-    assert "JUPYTERHUB_CLIENT_ID is not set" in result.stderr
+    assert result.returncode == 2
+    assert "JUPYTERHUB_API_TOKEN is missing or blank" in result.stderr
     assert "Traceback" not in result.stderr

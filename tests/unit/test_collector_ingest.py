@@ -144,14 +144,93 @@ def test_metrics_names_are_exactly_the_mapped_names_and_values_escaped() -> None
     assert "# TYPE python_popcon_imported_package_total counter" in text
 
 
-def test_series_with_conflicting_label_names_are_left_out_and_counted() -> None:
+def test_series_of_one_name_with_different_label_names_are_all_exposed() -> None:
+    # One tagged line must not hide the untagged series of the same metric (nor the reverse).
+    sink = ingest()
+    sink.feed(b"python_popcon.imported_package.a:1|c\npython_popcon.imported_package.b:2|c")
+    sink.feed(b"python_popcon.imported_package.x:1|c|#zz:b")
+    sink.feed(b"python_popcon.imported_package.y:1|c|#aa:c")
+    text = exposition(sink.take())
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    empty = {"aa": "", "zz": "", "namespace": ""}
+    for package, extra, value in (("a", {}, 1), ("b", {}, 2), ("x", {"zz": "b"}, 1)):
+        labels = tuple(sorted({**empty, "package": package, **extra}.items()))
+        assert samples[(IMPORTED_PACKAGE, labels)] == value
+    assert text.count("# TYPE python_popcon_imported_package_total counter") == 1
+
+
+def test_absent_and_empty_label_are_one_series_summed() -> None:
     series = {
         series_key(IMPORTED_PACKAGE, {"namespace": "", "package": "a"}): 1.0,
-        series_key(IMPORTED_PACKAGE, {"namespace": "", "package": "b", "extra": "x"}): 1.0,
+        series_key(IMPORTED_PACKAGE, {"package": "a"}): 2.0,
     }
     text = exposition(series)
-    assert "popcon_collector_series_conflicting 1.0" in text
     assert text.count(IMPORTED_PACKAGE + "{") == 1
+    assert f'{IMPORTED_PACKAGE}{{namespace="",package="a"}} 3.0' in text
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b"python_popcon.imported_package.y:1|c|#__name__:evil", "reserved_label"),
+        (b"python_popcon.imported_package.y,__x=1:1|c", "reserved_label"),
+        (b"python_popcon.imported_package.y:1|c|#k:" + b"v" * 300, "label_too_long"),
+        (b"python_popcon.imported_package." + b"p" * 300 + b":1|c", "label_too_long"),
+        (
+            b"python_popcon.imported_package.y:1|c|#" + b",".join(b"k%d:v" % i for i in range(20)),
+            "too_many_labels",
+        ),
+        (b"python_popcon.imported_package." + b"p" * 2000 + b":1|c", "line_too_long"),
+    ],
+)
+def test_labels_and_sizes_that_could_break_or_bloat_are_refused_and_counted(
+    line: bytes, reason: str
+) -> None:
+    sink = ingest(max_datagram=10_000)
+    sink.feed(line)
+    assert sink.take() == {}
+    assert sink.stats()["refused"] == {f"bad:{reason}": 1}
+    text = exposition({}, sink.stats())
+    assert list(text_string_to_metric_families(text))  # still parses
+    assert f'popcon_collector_lines_bad_total{{reason="{reason}"}} 1.0' in text
+
+
+def test_line_cache_is_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from popularity_contest.collector import ingest as module
+
+    monkeypatch.setattr(module, "CACHE_BYTES", 20_000)
+    sink = ingest(max_datagram=10_000)
+    for i in range(200):
+        sink.feed(b"unmapped.%d." % i + b"x" * 900 + b":1|c")
+    assert sink._cache_bytes <= 20_000
+    assert len(sink._cache) <= 20_000 // 900
+    assert sink.stats()["refused"] == {"unmapped": 200}
+
+
+def test_series_cap_is_logged_once_and_known_series_keep_counting(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = ingest(max_series=2)
+    sink.feed(b"python_popcon.imported_package.a:1|c\npython_popcon.imported_package.b:1|c")
+    for package in (b"c", b"d", b"e"):
+        sink.feed(b"python_popcon.imported_package." + package + b":1|c")
+    sink.feed(b"python_popcon.imported_package.a:1|c")
+    assert sink.take()[series_key(IMPORTED_PACKAGE, {"namespace": "", "package": "a"})] == 2.0
+    assert sink.stats()["refused"] == {"overflow": 3}
+    assert sink.full()
+    assert [r.getMessage() for r in caplog.records].count(
+        next(r.getMessage() for r in caplog.records if "series cap reached" in r.getMessage())
+    ) == 1
+    assert "popularity-contest prune" in caplog.text
+    # After a prune, the collector learns the series left and counts new ones again.
+    sink.reset_known([series_key(IMPORTED_PACKAGE, {"namespace": "", "package": "a"})])
+    sink.feed(b"python_popcon.imported_package.c:1|c")
+    assert series_key(IMPORTED_PACKAGE, {"namespace": "", "package": "c"}) in sink.take()
+    assert sink.full()
 
 
 def test_api_endpoints(tmp_path: Path) -> None:

@@ -93,10 +93,9 @@ def test_charts_use_the_local_plotly_and_no_cdn(store: Store) -> None:
     assert "<script src='static/plotly.min.js'></script>" in text
     assert text.count("Plotly.newPlot(") == 3
     assert not re.search(r"<script[^>]+src=['\"]https?:", text)
-    status, content_type, body = page.respond(store, "/static/plotly.min.js") or (0, "", b"")
-    assert status == 200
-    assert content_type.startswith("application/javascript")
-    assert b"plotly.js v" in body[:500]
+    script = page.plotly_js()  # what the server's StaticFileHandler serves
+    assert script is not None
+    assert b"plotly.js v" in script[:500]
 
 
 def test_unknown_paths_are_left_to_the_api(store: Store) -> None:
@@ -117,14 +116,46 @@ def test_bad_environment_is_reported_on_the_page(store: Store, tmp_path: Path) -
     assert "no-python" in text
 
 
-def test_hook_serves_under_a_jupyterhub_service_prefix(store: Store) -> None:
-    serve = page.hook(None, None, prefix="/services/popcon/")
-    reply = serve(store, "/services/popcon/?window=7d")
-    assert reply is not None
-    assert reply[0] == 200
-    assert b"processes reported" in reply[2]
-    script = serve(store, "/services/popcon/static/plotly.min.js")
-    assert script is not None
-    assert script[0] == 200
-    assert serve(store, "/services/popcon/metrics") is None
-    assert page.hook(None, None, prefix="")(store, "/") is not None
+def test_chart_labels_show_markup_as_text_never_as_links(tmp_path: Path) -> None:
+    # plotly renders <a href>, <span style> and entities in labels: they must arrive escaped.
+    hostile = "<a href='https://evil.example/'>numpy</a>"
+    with Store.open(tmp_path / "h.sqlite3") as hostile_store:
+        hostile_store.add(
+            {
+                series_key(
+                    IMPORTED_PACKAGE, {"namespace": "<span style=x>", "package": hostile}
+                ): 4,
+                series_key(PROCESSES_REPORTED, {"namespace": "<span style=x>"}): 4,
+            },
+            at=NOW - 3600,
+        )
+        values = page.context(hostile_store, {}, now=NOW)
+        text = html(hostile_store)
+    figures = dict(values["figures"])  # type: ignore[call-overload]
+    assert figures["chart-top"]["data"][0]["y"] == [
+        "&lt;a href='https://evil.example/'&gt;numpy&lt;/a&gt;"
+    ]
+    assert figures["chart-hubs"]["data"][0]["name"] == "&lt;span style=x&gt;"
+    assert "<a href='https://evil.example/'" not in text
+    assert "evil.example" in text  # shown, as text
+    script = text[text.index("Plotly.newPlot") :]
+    assert "<" not in script.split("</script>")[0].replace("<\\/", "")
+
+
+def test_the_page_warns_when_the_collector_says_so(store: Store) -> None:
+    text = html(store, warnings=["series cap reached: <prune>"])
+    assert "<p class='warning'>series cap reached: &lt;prune&gt;</p>" in text
+
+
+def test_the_package_table_is_bounded(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "many.sqlite3") as many:
+        many.add(
+            {
+                series_key(IMPORTED_PACKAGE, {"namespace": "", "package": f"p{i}"}): 1
+                for i in range(page.MAX_TABLE_ROWS + 7)
+            },
+            at=NOW - 3600,
+        )
+        text = html(many)
+    assert text.count("<tr><td>p") == page.MAX_TABLE_ROWS
+    assert "7 more packages not listed" in text

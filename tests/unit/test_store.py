@@ -186,3 +186,116 @@ def test_parse_time_reads_iso_8601_and_unix_seconds(text: str, expected: float) 
 def test_parse_time_refuses_what_is_not_a_finite_time(text: str) -> None:
     with pytest.raises(ValueError, match="not a"):
         parse_time(text)
+
+
+def test_prune_drops_series_below_a_total_or_matching_a_glob(tmp_path: Path) -> None:
+    junk = [series_key(IMPORTED_PACKAGE, {"namespace": "", "package": f"x-{i}"}) for i in range(3)]
+    with Store.open(tmp_path / "s.db") as store:
+        store.add({NUMPY: 5, PANDAS_HUB: 1, **dict.fromkeys(junk, 1.0)}, at=ts("2024-05-01"))
+        assert {t.labels["package"] for t in store.prune(below=2, dry_run=True)} == {
+            "pandas",
+            "x-0",
+            "x-1",
+            "x-2",
+        }
+        assert len(store.series_keys()) == 5  # a dry run deletes nothing
+        gone = store.prune(below=2, match="x-*")
+        assert sorted(t.labels["package"] for t in gone) == ["x-0", "x-1", "x-2"]
+        assert set(store.series_keys()) == {NUMPY, PANDAS_HUB}
+        assert store.totals(0, ts("2025-01-01"), metric=None)[0].value == 5
+        assert [t.labels["package"] for t in store.prune(match="pan*")] == ["pandas"]
+        # The buckets went with the series.
+        assert store._query("SELECT COUNT(*) FROM bucket")[0][0] == 1
+        with pytest.raises(ValueError, match="below or match"):
+            store.prune()
+
+
+def test_a_writer_notices_another_connection_s_prune(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.db") as serve, Store.open(tmp_path / "s.db") as other:
+        serve.add({NUMPY: 1, PANDAS_HUB: 1})
+        assert not serve.changed_elsewhere()
+        other.prune(match="numpy")
+        assert serve.changed_elsewhere()
+        assert not serve.changed_elsewhere()
+        serve.add({NUMPY: 1})  # recreated as a new series, not written to a deleted id
+        assert {t.labels["package"]: t.value for t in serve.series_totals()} == {
+            "numpy": 1.0,
+            "pandas": 1.0,
+        }
+
+
+def test_a_store_deleted_or_replaced_while_open_is_detected_not_recreated(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "dir" / "s.db"
+    store = Store.open(path)
+    store.add({NUMPY: 1})
+    assert store.file_problem() is None
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    assert "deleted" in (store.file_problem() or "")
+    with pytest.raises(StoreError, match="deleted while in use"):
+        store.add({NUMPY: 1})
+    assert not path.exists()
+    path.write_bytes(b"")
+    assert "replaced" in (store.file_problem() or "")
+    store.close()
+
+
+def test_whole_days_and_partial_edges_sum_like_the_buckets(tmp_path: Path) -> None:
+    # The day table must give exactly what summing the buckets in [start, end) gives.
+    import random
+
+    rng = random.Random(7)
+    base = ts("2024-03-01")
+    adds: list[tuple[float, tuple[str, tuple[tuple[str, str], ...]], float]] = []
+    with Store.open(tmp_path / "s.db") as store:
+        for _ in range(300):
+            at = base + rng.randrange(0, 20 * DAY)
+            key = rng.choice([NUMPY, PANDAS_HUB, PROCESSES])
+            value = float(rng.randrange(1, 5))
+            store.add({key: value}, at=at)
+            adds.append((at - at % HOUR, key, value))
+        store.roll_up(retention_days=10, now=base + 20 * DAY)  # older hours become days
+        for _ in range(40):
+            start = base + rng.randrange(-DAY, 21 * DAY)
+            end = start + rng.randrange(1, 12 * DAY)
+            expected: dict[str, float] = {}
+            for hour, key, value in adds:
+                bucket_start = hour
+                if hour < store_cutoff(base):
+                    bucket_start = hour - hour % DAY  # rolled up into its day
+                if start <= bucket_start < end and key[0] == IMPORTED_PACKAGE:
+                    label = dict(key[1])["package"]
+                    expected[label] = expected.get(label, 0.0) + value
+            got = {t.labels["package"]: t.value for t in store.totals(start, end)}
+            assert got == expected, (start, end)
+            by_day = store.counts(start, end, "day")
+            assert sum(c.value for c in by_day) == sum(expected.values())
+
+
+def store_cutoff(base: float) -> float:
+    moment = int(base + 20 * DAY) - 10 * DAY
+    return moment - moment % DAY
+
+
+def test_a_version_1_store_gets_its_day_table_filled(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(store_module.MIGRATIONS[0])
+    db.execute(
+        "INSERT INTO series (id, name, labels, namespace, total) VALUES"
+        ' (1, ?, \'{"namespace":"","package":"numpy"}\', \'\', 5)',
+        (IMPORTED_PACKAGE,),
+    )
+    day = int(ts("2024-05-01"))
+    db.executemany(
+        "INSERT INTO bucket (start, width, series_id, value) VALUES (?, ?, 1, ?)",
+        [(day + HOUR, HOUR, 2.0), (day + 5 * HOUR, HOUR, 3.0), (day - DAY, DAY, 4.0)],
+    )
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with Store.open(path) as store:
+        assert store.totals(day - DAY, day + DAY)[0].value == 9.0
+        assert [c.value for c in store.counts(day - DAY, day + DAY, "day")] == [4.0, 5.0]

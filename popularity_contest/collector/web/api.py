@@ -11,28 +11,34 @@
     &format=json|csv                   (default json)
 
 ``GET /api/v1/packages``  totals per series over the same kind of window (no ``aggregate``),
-largest first. ``GET /api/v1/namespaces`` lists the namespaces seen. The API reads the store,
+largest first.
+
+Both are paged over series, largest first: ``&limit=N`` (default 1000, at most 10000) and
+``&offset=K``; JSON answers say ``series`` (how many in all) and ``next_offset`` (null on the
+last page). A popularity answer holds at most ``MAX_CELLS`` periods x series: a larger
+request is a 400 saying what to narrow. Times must lie between 1970 and 9999. Identical
+questions share one answer (computed once, however many ask) for ``CACHE_SECONDS`` or
+until the store is next written, whichever comes first; while it is recomputed, the others
+asking get the previous one.
+
+``GET /api/v1/namespaces`` lists the namespaces seen. The API reads the store,
 so it lags what was received by at most one flush interval; ``/metrics`` includes unflushed
 counts.
 
-``Api.handle`` is pure request -> response (tested directly); ``Api.respond`` adds what needs
-the request's headers (the hub service prefix is stripped; ``/static/`` files get an ETag,
-a day of ``Cache-Control`` and 304 answers to ``If-None-Match``); ``handler_class`` serves any
-such responder (the ``Api`` itself, or ``hubauth.HubGate`` in front of it) with
-``http.server``. No request is ever logged: on a hub, an address identifies a user.
+``Api`` answers each endpoint from plain parameters (``Api.handle(target)`` routes a path
+and query to them, for tests); ``collector.web.app`` serves them with tornado, one
+``RequestHandler`` per endpoint.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
+import math
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
-from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client.exposition import choose_encoder
@@ -40,7 +46,8 @@ from prometheus_client.registry import CollectorRegistry
 
 from popularity_contest import names
 from popularity_contest.answers import window
-from popularity_contest.collector.store import AGGREGATES, Store, StoreError
+from popularity_contest.answers.formats import to_csv
+from popularity_contest.collector.store import AGGREGATES, Store, StoreError, Total
 
 DEFAULT_WINDOW = window.parse_age(window.DEFAULT_SINCE)
 #: Metrics whose series name a package: the privacy threshold applies to them.
@@ -55,43 +62,160 @@ METRIC_ALIASES = {
 }
 
 
-STATIC_PREFIX = "/static/"
-STATIC_CACHE_CONTROL = "public, max-age=86400"
-
-
 @dataclass(frozen=True)
 class Response:
     status: int
     content_type: str
     body: bytes
-    #: Extra response headers (Set-Cookie may repeat), in order.
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-class Responder(Protocol):
-    """What ``handler_class`` serves: request target and headers (lower-case names) in."""
-
-    def respond(self, target: str, headers: Mapping[str, str]) -> Response: ...
-
-
-def strip_prefix(target: str, prefix: str) -> str:
-    """``/services/x/healthz`` -> ``/healthz`` for prefix ``/services/x/`` (else unchanged)."""
-    prefix = prefix.rstrip("/")
-    if prefix and (target == prefix or target.startswith((prefix + "/", prefix + "?"))):
-        return "/" + target[len(prefix) :].lstrip("/")
-    return target
 
 
 class BadRequestError(ValueError):
     pass
 
 
-def parse_time(text: str) -> float:
-    """``window.parse_time``, with a bad value as a 400 answer."""
+MAX_CELLS = 100_000  # periods x series in one popularity answer
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10_000
+LATEST = 253402300799.0  # 9999-12-31T23:59:59Z
+CACHE_SECONDS = 5.0
+CACHE_ENTRIES = 256
+CACHE_BYTES = 64 * 1024 * 1024
+#: Upper bounds of the seconds in one period, to count periods before asking the store.
+_PERIOD_SECONDS = {
+    "hour": 3600,
+    "day": 86400,
+    "week": 7 * 86400,
+    "month": 28 * 86400,
+    "quarter": 89 * 86400,
+    "year": 365 * 86400,
+}
+
+
+def parse_time(text: str, name: str = "time") -> float:
+    """``window.parse_time`` between 1970 and 9999, with a bad value as a 400 answer."""
     try:
-        return window.parse_time(text)
-    except ValueError as error:
-        raise BadRequestError(str(error)) from None
+        moment = window.parse_time(text)
+    except (ValueError, OverflowError) as error:
+        raise BadRequestError(f"{name}: {error}") from None
+    if not 0 <= moment <= LATEST:
+        raise BadRequestError(f"{name}: must lie between 1970-01-01 and 9999-12-31: {text!r}")
+    return moment
+
+
+def _integer(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = params.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise BadRequestError(f"{name}: a whole number from {low} to {high}, not {text!r}")
+    return int(text)
+
+
+def periods_in(start: float, end: float, aggregate: str) -> int:
+    """At most how many periods of ``aggregate`` a window ``[start, end)`` touches."""
+    return math.ceil((end - start) / _PERIOD_SECONDS[aggregate]) + 1
+
+
+class AnswerCache:
+    """Answers shared between the clients asking the same question (thread-safe).
+
+    An answer is fresh for ``seconds`` while the store has not been written since
+    (``version``, e.g. ``Store.writes``). A question asked by many at once is computed once.
+    When an answer is no longer fresh, the first asker recomputes it while the others get the
+    previous answer (at most ``stale`` seconds old) instead of waiting in line. Only 200
+    answers are kept; the cache is bounded in entries and bytes.
+    """
+
+    def __init__(  # noqa: PLR0917 - all optional, named at every call
+        self,
+        seconds: float = CACHE_SECONDS,
+        entries: int = CACHE_ENTRIES,
+        size: int = CACHE_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+        version: Callable[[], int] = lambda: 0,
+        stale: float = 30.0,
+    ) -> None:
+        self.seconds, self.entries, self.size, self.clock = seconds, entries, size, clock
+        self.version, self.stale = version, stale
+        self._lock = threading.Lock()
+        #: key -> (computed at, store version then, answer)
+        self._kept: OrderedDict[Hashable, tuple[float, int, Response]] = OrderedDict()
+        self._bytes = 0
+        self._pending: dict[Hashable, threading.Event] = {}
+
+    def peek(
+        self,
+        key: Hashable,
+        compute: Callable[[], Response] | None = None,
+        submit: Callable[[Callable[[], object]], object] | None = None,
+    ) -> Response | None:
+        """An answer without waiting: a fresh one, or the previous one (at most ``stale``
+        seconds old) while it is recomputed; with ``compute`` and ``submit`` the
+        recomputation is started in the background. None: ask ``get``."""
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is None:
+                return None
+            age = self.clock() - kept[0]
+            if age < self.seconds and kept[1] == self.version():
+                return kept[2]
+            if age >= self.stale:
+                return None
+            if key not in self._pending:
+                if compute is None or submit is None:
+                    return None
+                self._pending[key] = threading.Event()
+                start = True
+            else:
+                start = False
+        if start:
+            submit(lambda: self._refresh(key, compute))  # type: ignore[arg-type, misc]
+        return kept[2]
+
+    def _refresh(self, key: Hashable, compute: Callable[[], Response]) -> None:
+        with self._lock:
+            done = self._pending.pop(key, None)
+        if done is not None:
+            done.set()
+        try:
+            self.get(key, compute)
+        except Exception:  # a failed refresh: the next asker computes and sees the error
+            return
+
+    def get(self, key: Hashable, compute: Callable[[], Response]) -> Response:
+        while True:
+            with self._lock:
+                kept = self._kept.get(key)
+                now = self.clock()
+                if kept is not None and now - kept[0] < self.seconds and kept[1] == self.version():
+                    self._kept.move_to_end(key)
+                    return kept[2]
+                waiting = self._pending.get(key)
+                if waiting is not None and kept is not None and now - kept[0] < self.stale:
+                    return kept[2]  # being recomputed: the previous answer meanwhile
+                if waiting is None:
+                    done = self._pending[key] = threading.Event()
+            if waiting is None:
+                break
+            waiting.wait(60)  # then ask again: kept, or computed by us
+        version = self.version()
+        try:
+            response = compute()
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
+            done.set()
+        if response.status == 200 and len(response.body) <= self.size // 4:
+            with self._lock:
+                old = self._kept.pop(key, None)
+                if old is not None:
+                    self._bytes -= len(old[2].body)
+                self._kept[key] = (self.clock(), version, response)
+                self._bytes += len(response.body)
+                while len(self._kept) > self.entries or self._bytes > self.size:
+                    _, (_, _, evicted) = self._kept.popitem(last=False)
+                    self._bytes -= len(evicted.body)
+        return response
 
 
 def _count(value: float) -> int | float:
@@ -100,16 +224,15 @@ def _count(value: float) -> int | float:
 
 
 def _json(status: int, document: object) -> Response:
-    body = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
+    # Compact: the C encoder (an indent would switch to the pure-Python one, several times
+    # slower on large answers).
+    body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
     return Response(status, "application/json; charset=utf-8", body)
 
 
 def _csv(rows: list[dict[str, object]], columns: list[str]) -> Response:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return Response(200, "text/csv; charset=utf-8", buffer.getvalue().encode("utf-8"))
+    # formats.to_csv neutralises cells a spreadsheet would run as formulas (csv_cell).
+    return Response(200, "text/csv; charset=utf-8", to_csv(rows, columns).encode("utf-8"))
 
 
 def _columns(rows: list[dict[str, object]], first: list[str], last: list[str]) -> list[str]:
@@ -132,8 +255,11 @@ class Api:
         page: Callable[[str], tuple[int, str, bytes] | None] | None = None,
         *,
         min_processes: int = 1,
-        prefix: str = "",
+        details: Callable[[], dict[str, object]] | None = None,
     ) -> None:
+        #: Extra facts for ``/healthz`` (series in use, the cap, a warning).
+        self.details = details
+        self.cache = AnswerCache(version=lambda: store.writes)
         self.store = store
         self.registry = registry
         self.healthy = healthy
@@ -143,30 +269,6 @@ class Api:
         self.page = page
         #: Privacy threshold: package series counted fewer times in the window are hidden.
         self.min_processes = min_processes
-        #: Run as a JupyterHub service, paths arrive under ``JUPYTERHUB_SERVICE_PREFIX``.
-        self.prefix = prefix
-        self._etags: dict[str, tuple[bytes, str]] = {}
-
-    def respond(self, target: str, headers: Mapping[str, str]) -> Response:
-        """``handle`` for a request with headers (names in lower case)."""
-        target = strip_prefix(target, self.prefix)
-        response = self.handle(target, headers.get("accept", ""))
-        path = urlsplit(target).path
-        if response.status != 200 or not path.startswith(STATIC_PREFIX):
-            return response
-        etag = self._etag(path, response.body)
-        cache = (("ETag", etag), ("Cache-Control", STATIC_CACHE_CONTROL))
-        wanted = {tag.strip() for tag in headers.get("if-none-match", "").split(",")}
-        if etag in wanted or "*" in wanted:
-            return Response(304, response.content_type, b"", cache)
-        return Response(200, response.content_type, response.body, (*response.headers, *cache))
-
-    def _etag(self, path: str, body: bytes) -> str:
-        # The static body is one shared bytes object (4.8 MB of plotly.js): hash it once.
-        known = self._etags.get(path)
-        if known is None or known[0] is not body:
-            known = self._etags[path] = (body, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
-        return known[1]
 
     def handle(self, target: str, accept: str = "") -> Response:
         parts = urlsplit(target)
@@ -174,16 +276,15 @@ class Api:
         params = {key: values[-1] for key, values in query.items()}
         try:
             if parts.path == "/metrics":
-                encoder, content_type = choose_encoder(accept)
-                return Response(200, content_type, encoder(self.registry))
+                return self.metrics(accept)
             if parts.path == "/healthz":
-                return self._health()
+                return self.health()
             if parts.path == "/api/v1/popularity":
-                return self._popularity(params)
+                return self.popularity(params)
             if parts.path == "/api/v1/packages":
-                return self._packages(params)
+                return self.packages(params)
             if parts.path == "/api/v1/namespaces":
-                return _json(200, {"namespaces": self.store.namespaces()})
+                return self.namespaces()
             if self.page is not None:
                 reply = self.page(target)
                 if reply is not None:
@@ -210,20 +311,33 @@ class Api:
     def _private(self, metric: str) -> bool:
         return self.min_processes > 1 and metric in PRIVATE_METRICS
 
-    def _health(self) -> Response:
+    def metrics(self, accept: str = "") -> Response:
+        """``/metrics`` in the format the scraper accepts (``prometheus_client``)."""
+        encoder, content_type = choose_encoder(accept)
+        return Response(200, content_type, encoder(self.registry))
+
+    def namespaces(self) -> Response:
+        return _json(200, {"namespaces": self.store.namespaces()})
+
+    def health(self) -> Response:
         problem = self.healthy() if self.healthy is not None else None
         if problem is None:
             try:
                 self.store.namespaces()
             except StoreError as error:
                 problem = str(error)
+        details = self.details() if self.details is not None else {}
         if problem is not None:
-            return _json(503, {"status": "unhealthy", "problem": problem})
-        return _json(200, {"status": "ok"})
+            return _json(503, {"status": "unhealthy", "problem": problem, **details})
+        return _json(200, {"status": "ok", **details})
 
-    def _window(self, params: dict[str, str]) -> tuple[float, float, str | None, str, str]:
-        end = parse_time(params["end"]) if params.get("end") else self.clock()
-        start = parse_time(params["start"]) if params.get("start") else end - DEFAULT_WINDOW
+    def _window(self, params: Mapping[str, str]) -> tuple[float, float, str | None, str, str]:
+        end = parse_time(params["end"], "end") if params.get("end") else self.clock()
+        start = (
+            parse_time(params["start"], "start")
+            if params.get("start")
+            else max(0.0, end - DEFAULT_WINDOW)
+        )
         if start >= end:
             raise BadRequestError("start must be before end")
         metric = params.get("metric") or "imported_package"
@@ -233,19 +347,78 @@ class Api:
             raise BadRequestError("format must be json or csv")
         return start, end, params.get("namespace"), metric, output
 
-    def _popularity(self, params: dict[str, str]) -> Response:
+    def _key(self, endpoint: str, params: Mapping[str, str]) -> tuple[Hashable, ...]:
+        """The cache key of a question: its parameters, the window to the hour (buckets
+        start on hours, so windows that round to the same hours hold the same buckets)."""
+        start, end, namespace, metric, output = self._window(params)
+        hours = (-(-int(start) // 3600), -(-int(end) // 3600))
+        rest = tuple(sorted((k, v) for k, v in params.items() if k not in ("start", "end")))
+        return (endpoint, hours, namespace, metric, output, rest)
+
+    def _page(
+        self,
+        params: Mapping[str, str],
+        start: float,
+        end: float,
+        namespace: str | None,
+        metric: str,
+    ) -> tuple[list[Total], int, int, int]:
+        """The series of this page, largest first: (page, all series, limit, offset)."""
+        limit = _integer(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = _integer(params, "offset", 0, 0, 10**9)
+        totals = self.store.totals(start, end, namespace=namespace, metric=metric)
+        if self._private(metric):
+            totals = [t for t in totals if t.value >= self.min_processes]
+        return totals[offset : offset + limit], len(totals), limit, offset
+
+    def popularity(self, params: Mapping[str, str]) -> Response:
+        """Counts per period and series (see the module's docstring); cached briefly."""
+        return self.cache.get(self._key("popularity", params), lambda: self._popularity(params))
+
+    def packages(self, params: Mapping[str, str]) -> Response:
+        """Totals per series (see the module's docstring); cached briefly."""
+        return self.cache.get(self._key("packages", params), lambda: self._packages(params))
+
+    def shared(
+        self,
+        endpoint: str,
+        params: Mapping[str, str],
+        submit: Callable[[Callable[[], object]], object] | None = None,
+    ) -> Response | None:
+        """The answer kept for this question, without waiting (None: call the endpoint);
+        ``submit`` runs a refresh of an answer past its freshness in the background."""
+        compute = self._popularity if endpoint == "popularity" else self._packages
+        try:
+            return self.cache.peek(self._key(endpoint, params), lambda: compute(params), submit)
+        except BadRequestError:
+            return None
+
+    def _popularity(self, params: Mapping[str, str]) -> Response:
         start, end, namespace, metric, output = self._window(params)
         aggregate = params.get("aggregate") or "day"
         if aggregate not in AGGREGATES:
             raise BadRequestError(f"aggregate must be one of {', '.join(AGGREGATES)}")
-        counts = self.store.counts(start, end, aggregate, namespace=namespace, metric=metric)
-        if self._private(metric):
-            keep = {
-                tuple(sorted(t.labels.items()))
-                for t in self.store.totals(start, end, namespace=namespace, metric=metric)
-                if t.value >= self.min_processes
-            }
-            counts = [c for c in counts if tuple(sorted(c.labels.items())) in keep]
+        page, series, limit, offset = self._page(params, start, end, namespace, metric)
+        periods = periods_in(start, end, aggregate)
+        if periods * len(page) > MAX_CELLS:
+            raise BadRequestError(
+                f"too large: up to {periods} periods x {len(page)} series, more than"
+                f" {MAX_CELLS} values: narrow the window (start, end), take a coarser aggregate"
+                f" (day, week, month), choose a namespace, or fewer series per page"
+                f" (limit, offset)"
+            )
+        counts = (
+            self.store.counts(
+                start,
+                end,
+                aggregate,
+                namespace=namespace,
+                metric=metric,
+                only=[t.labels for t in page],
+            )
+            if page
+            else []
+        )
         rows: list[dict[str, object]] = [
             {"period": window.iso(count.period), **count.labels, "count": _count(count.value)}
             for count in counts
@@ -260,16 +433,15 @@ class Api:
                 "aggregate": aggregate,
                 "metric": metric,
                 "namespace": namespace,
+                **_paging(series, limit, offset),
                 "counts": rows,
             },
         )
 
-    def _packages(self, params: dict[str, str]) -> Response:
+    def _packages(self, params: Mapping[str, str]) -> Response:
         start, end, namespace, metric, output = self._window(params)
-        totals = self.store.totals(start, end, namespace=namespace, metric=metric)
-        if self._private(metric):
-            totals = [t for t in totals if t.value >= self.min_processes]
-        rows: list[dict[str, object]] = [{**t.labels, "count": _count(t.value)} for t in totals]
+        page, series, limit, offset = self._page(params, start, end, namespace, metric)
+        rows: list[dict[str, object]] = [{**t.labels, "count": _count(t.value)} for t in page]
         if output == "csv":
             return _csv(rows, _columns(rows, [], ["count"]))
         return _json(
@@ -279,44 +451,17 @@ class Api:
                 "end": window.iso(end),
                 "metric": metric,
                 "namespace": namespace,
+                **_paging(series, limit, offset),
                 "totals": rows,
             },
         )
 
 
-def handler_class(app: Responder) -> type[BaseHTTPRequestHandler]:
-    """A request handler class serving ``app`` (GET and HEAD only)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "popularity-contest"
-        timeout = 30  # a client that stops sending does not hold a thread forever
-
-        def do_GET(self) -> None:
-            self._respond(with_body=True)
-
-        def do_HEAD(self) -> None:
-            self._respond(with_body=False)
-
-        def _respond(self, with_body: bool) -> None:
-            headers: dict[str, str] = {}
-            for name, value in self.headers.items():
-                key = name.lower()
-                # Repeated Cookie headers (HTTP/2 proxies split them) are one list.
-                joiner = "; " if key == "cookie" else ", "
-                headers[key] = f"{headers[key]}{joiner}{value}" if key in headers else value
-            response = app.respond(self.path, headers)
-            self.send_response(response.status)
-            self.send_header("Content-Type", response.content_type)
-            if response.status != 304:  # a 304's length would be the unsent body's
-                self.send_header("Content-Length", str(len(response.body)))
-            for name, value in response.headers:
-                self.send_header(name, value)
-            self.end_headers()
-            if with_body:
-                self.wfile.write(response.body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            # Never log requests: the client's address identifies a user on a hub.
-            return
-
-    return Handler
+def _paging(series: int, limit: int, offset: int) -> dict[str, object]:
+    following = offset + limit
+    return {
+        "series": series,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": following if following < series else None,
+    }
