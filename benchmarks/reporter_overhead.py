@@ -34,7 +34,8 @@ from pathlib import Path
 import _env
 from _timing import PairResult, UdpSink, Variant, run_pairs
 
-#: Targets from issue 14 ("The reporter's cost"), as ratios to the baseline (whole process) or milliseconds.
+#: Targets from issue 14 ("The reporter's cost"), as ratios to the baseline (whole process)
+#: or milliseconds.
 TARGET_RATIO = {"six": 1.10, "pandas": 1.01}
 TARGET_EXIT_MS = 2.0
 #: What the issue asks of the exit path when the resolver never answers.
