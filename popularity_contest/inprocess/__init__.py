@@ -482,6 +482,10 @@ class Address:
 # -- the reporter ----------------------------------------------------------------------
 _STANDARD = sys.stdlib_module_names
 
+#: How many settles a candidate may be missing from sys.modules before only the sweep
+#: looks for it (the settle in the find_spec call that named it is the first).
+MISSING_CHECKS = 3
+
 #: Longest the exit hook waits for the collector's address to resolve (seconds).
 EXIT_WAIT = 0.05
 #: Longest ``PYTHON_POPCONTEST_COUNTED`` grows (characters); beyond it, names are not added.
@@ -496,6 +500,10 @@ class _Reporter:
         self.baseline: set[str] = set()
         self.decided: set[str] = set()  # top-level names already classified (sent or not)
         self.candidates: set[str] = set()  # seen by the observer, not yet classified
+        #: Candidates found missing from sys.modules, and how often: a failed import
+        #: (`import msvcrt` in a try) is left to the sweep instead of being checked at
+        #: every later import (pandas: ~600 imports after its failed ones).
+        self.missing: dict[str, int] = {}
         self.outbox: list[str] = []  # lines waiting for the address
         self.process_counted = False
         self.distributions_sent: set[str] = set()
@@ -674,6 +682,14 @@ class _Reporter:
         if self.shell is None and "IPython.core.interactiveshell" in modules:
             self.watch_shell()
         ready = [name for name in self.candidates if name in modules]
+        if len(ready) < len(self.candidates):
+            # Missing twice (the import that named it has had its turn): the sweep at the
+            # next cell end or at exit decides it.
+            missing = self.missing
+            for name in self.candidates.difference(ready):
+                missing[name] = count = missing.get(name, 0) + 1
+                if count >= MISSING_CHECKS:
+                    self.candidates.discard(name)
         if ready:
             self.candidates.difference_update(ready)
             self.emit(self.lines_for(ready, modules), wait=0.0)
@@ -870,6 +886,7 @@ class _ImportObserver:
                     if state.starting_shell or top in state.baseline:
                         return
                 state.candidates.add(top)
+                state.missing.pop(top, None)
                 if state.hook is not None:
                     from popularity_contest.inprocess.direct import import_module_caller
 
