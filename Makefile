@@ -74,6 +74,7 @@ system-deps:
 # (.venv-matrix/<version>, pip install -e '.[dev]'). A missing interpreter is skipped with
 # a reason locally and fails under CI=true.
 MATRIX_TESTS := tests/integration/test_reporter.py tests/integration/test_reporter_layouts.py \
+	tests/integration/test_reporter_direct.py tests/unit/test_direct_hook.py \
 	tests/integration/test_activation.py tests/integration/test_kernels.py \
 	tests/integration/test_no_real_collector.py tests/unit/test_inprocess_imports.py \
 	tests/unit/test_packages.py tests/unit/test_wire.py tests/unit/test_config.py \

@@ -6,7 +6,8 @@ one), ``python -c "import six"`` and ``python -c "import pandas"`` run in the be
 venv (``_env.py``) under callgrind, once with no reporter and once with the ``.pth`` line
 of ``popularity-contest install site`` importing that checkout (first on ``PYTHONPATH``,
 byte-compiled beforehand; the baseline gets the same ``PYTHONPATH``). ``PYTHONHASHSEED=0``
-makes runs repeatable. Prints the ratio of instructions, candidate / baseline.
+and one BLAS/OpenMP thread make runs repeatable. Prints the ratio of instructions,
+candidate / baseline.
 
     .venv/bin/python benchmarks/_instructions.py [--workload six] [CHECKOUT ...]
 """
@@ -45,6 +46,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkouts", nargs="*", type=Path, default=[_env.REPO])
     parser.add_argument("--workload", action="append", default=None)
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE",
+        help="a variable for the reporter's runs (e.g. PYTHON_POPCONTEST_COUNT_DIRECT=0)",
+    )  # fmt: skip
     args = parser.parse_args()
     workloads = args.workload or ["six", "pandas"]
     env = _env.build(reinstall=False)
@@ -56,11 +61,15 @@ def main() -> int:
         pth = env.site_packages / "zz_popularity_contest_instructions.pth"
         for checkout in args.checkouts:
             compileall.compile_dir(str(checkout / "popularity_contest"), quiet=1)
+            # One BLAS/OpenMP thread: worker threads that spin make `import pandas` vary by
+            # ±1 % from run to run under valgrind; pinned, the counts repeat exactly.
             base = env.environ(
-                PYTHONPATH=str(checkout), PYTHONHASHSEED="0",
+                PYTHONPATH=str(checkout), PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1",
+                OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                 PYTHON_POPCONTEST_STATSD_HOST="127.0.0.1", PYTHON_POPCONTEST_STATSD_PORT="9",
             )  # fmt: skip
             base.pop("PYTHONDONTWRITEBYTECODE", None)
+            base.update(item.partition("=")[::2] for item in args.env)
             for workload in workloads:
                 argv = [str(env.python), "-c", f"import {workload}"]
                 baseline = instructions(argv, base)

@@ -3,11 +3,11 @@
 This is the line the installed files run (``popularity-contest install``: an IPython startup
 file, a ``.pth``): ``import popularity_contest.reporter``. Everything it does lives in
 :mod:`popularity_contest.inprocess`, where importing a module activates nothing; this module
-only calls :func:`~popularity_contest.inprocess.runtime.setup_reporter` once and re-exports
+only calls :func:`~popularity_contest.inprocess.setup_reporter` once and re-exports
 the public API.
 """
 
-from popularity_contest.inprocess.runtime import (
+from popularity_contest.inprocess import (
     get_used_libraries,
     get_used_packages,
     is_active,

@@ -398,8 +398,8 @@ def unrecognised_flags(environ: Mapping[str, str]) -> list[str]:
     (``PYTHON_POPCONTEST_DISABLE=2`` does not disable). The accepted words are the
     reporter's own (``inprocess.settings``).
     """
-    accepted_true = sorted(config._TRUE)  # the reporter's own word lists
-    accepted_false = sorted(word for word in config._FALSE if word)
+    accepted_true = sorted(config.TRUE_WORDS)  # the reporter's own word lists
+    accepted_false = sorted(word for word in config.FALSE_WORDS if word)
     warnings = []
     for name in BOOLEAN_VARIABLES:
         value = environ.get(name)

@@ -1,10 +1,1078 @@
-"""What runs inside users' processes: standard library only, never raises, never prints.
+"""What runs inside users' processes, and the one module loaded to activate reporting.
 
-Importing anything here activates nothing; :mod:`popularity_contest.reporter` is the one
-module whose import switches reporting on. ``settings`` reads the environment, ``process``
-tells plumbing and IPython programs apart and holds the collector's address, ``classify``
-decides which imported names count (``layouts`` holds its slow paths, imported only when
-needed), ``lines`` writes statsd lines, ``runtime`` holds the import observer, exit, fork
-and IPython hooks. A test checks that these modules import
-only the standard library, each other and :mod:`popularity_contest.names`.
+Standard library only; never raises, never prints. Importing this package (or any module of
+it) activates nothing: :mod:`popularity_contest.reporter` is the one module whose import
+switches reporting on, by calling :func:`setup_reporter` from here. The start-up code lives
+in this ``__init__`` because each module imported at activation costs ~0.33 M instructions
+(finder, ``.pyc``, module object) in every Python process of an environment; ``settings``,
+``process``, ``lines`` and ``runtime`` re-export their parts of it under their old names.
+Loaded only when needed: ``classify`` (which imported names count; ``layouts`` holds its
+slow paths) and ``direct`` (the import hook of ``PYTHON_POPCONTEST_COUNT_DIRECT``). A test
+checks that these modules import only the standard library and each other.
+
+Count the packages this process imports, privately, once each, without harming it.
+
+``import popularity_contest.reporter`` activates reporting (usually from an IPython startup
+file or a ``.pth``; ``popularity-contest install`` writes either). At that moment it
+remembers which top-level modules are already imported (the *snapshot*). From then on:
+
+* an *import observer* (a ``sys.meta_path`` entry that only watches and never finds
+  anything) notes each new top-level name; as soon as the module is in ``sys.modules`` (at
+  the next import, after each IPython cell, or at exit) it is classified and, if it is a
+  package from an installed distribution, sent at once, so a kernel that is later
+  SIGKILLed has already been counted;
+* an ``atexit`` hook sends whatever the observer missed, and the ``processes_reported``
+  counter if nothing was sent yet;
+* whenever an IPython shell exists (whatever activated the reporter) a ``post_run_cell``
+  hook sends what each cell imported.
+
+Plumbing (see :mod:`popularity_contest.inprocess.process`): in an IPython shell or kernel
+started while the ``.pth`` is active, the snapshot grows until the first import made by the
+user's code (code running in the shell's namespace), so what IPython imports to start
+itself is never counted, exactly as with the startup file. The Jupyter server, pip and the
+``jupyter`` launcher do not activate at all. A process that ``exec``\\s (same pid) counts
+once: the ``PYTHON_POPCONTEST_COUNTED`` variable (``<pid>:<names sent>``) tells the new
+image what the old one already sent.
+
+Rules for code in this module, which runs inside other people's processes: it never
+raises, prints or warns (``PYTHON_POPCONTEST_DEBUG=1`` writes diagnostics to stderr); it
+imports only ``_socket`` and only when it sends; the address is resolved once, in a
+short-lived thread, and nothing ever waits on it for longer than ``EXIT_WAIT`` seconds;
+sends are non-blocking. A forked child keeps its parent's already-counted set, reports
+only what it imports itself, and is not counted as a new process.
 """
+
+import _thread
+import atexit
+import os
+import sys
+
+# `typing` and `collections.abc` are not loaded at start-up: only mypy sees these.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from types import FrameType
+    from typing import Any
+
+    from popularity_contest.inprocess.classify import Classifier
+    from popularity_contest.inprocess.direct import ImportHook
+
+# The statsd leaves of popularity_contest.names, copied so that activation does not import
+# one more module; tests/unit/test_wire.py checks that they are the same.
+LEAF_PROCESSES_REPORTED = "processes_reported"
+LEAF_USER_IMPORTED_PACKAGE = "user_imported_package"
+LEAF_LIBRARY_USED = "library_used"
+LEAF_DIRECTLY_IMPORTED_PACKAGE = "directly_imported_package"
+LEAF_DIRECTLY_IMPORTED_USER_PACKAGE = "directly_imported_user_package"
+
+
+# -- settings: every environment variable the reporter reads ------------------------------
+ENV_PREFIX = "PYTHON_POPCONTEST_"
+
+HOST = ENV_PREFIX + "STATSD_HOST"
+PORT = ENV_PREFIX + "STATSD_PORT"
+PREFIX = ENV_PREFIX + "STATSD_PREFIX"
+DISABLE = ENV_PREFIX + "DISABLE"
+DEBUG = ENV_PREFIX + "DEBUG"
+MAX_DATAGRAM = ENV_PREFIX + "MAX_DATAGRAM"
+EAGER = ENV_PREFIX + "EAGER"
+COUNT_DISTRIBUTIONS = ENV_PREFIX + "COUNT_DISTRIBUTIONS"
+COUNT_LOCAL = ENV_PREFIX + "COUNT_LOCAL"
+COUNT_DIRECT = ENV_PREFIX + "COUNT_DIRECT"
+#: Set by the reporter itself (``<pid>:<package>,...``): what this process already sent, for
+#: an image that replaces it with ``exec`` (same pid). Never set it yourself.
+COUNTED = ENV_PREFIX + "COUNTED"
+
+DEFAULT_HOST = "localhost"
+DEFAULT_PORT = 8125
+DEFAULT_PREFIX = "python_popcon.imported_package"  # names.DEFAULT_PREFIX
+# 512 bytes fits any network path without fragmentation (it is also what the `statsd`
+# package's pipeline uses); 65,000 is just under the largest UDP payload.
+DEFAULT_MAX_DATAGRAM = 512
+MIN_MAX_DATAGRAM = 64
+MAX_MAX_DATAGRAM = 65000
+MAX_HOST_LENGTH = 253
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+
+
+def flag(environ: "Mapping[str, str]", name: str, default: bool) -> bool:
+    """A yes/no variable: ``1 true yes on`` or ``0 false no off`` (any case), else ``default``."""
+    value = environ.get(name)
+    if value is None:
+        return default
+    value = value.strip().lower()
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    return default
+
+
+def _valid_host(host: str) -> bool:
+    # Host names and IP literals only: ASCII letters, digits, '.', '-', ':' (IPv6) and '_'.
+    # Anything else (spaces, control bytes, non-ASCII, '%' zone ids, brackets) is refused
+    # rather than handed to the resolver.
+    if not host or len(host) > MAX_HOST_LENGTH or not host.isascii():
+        return False
+    return all(c.isalnum() or c in ".-:_" for c in host)
+
+
+class ReporterConfig:
+    """The reporter's settings, as read from the environment."""
+
+    __slots__ = (
+        "count_direct",
+        "count_distributions",
+        "count_local",
+        "debug",
+        "disabled",
+        "eager",
+        "host",
+        "max_datagram",
+        "port",
+        "prefix",
+        "problem",
+    )
+
+    def __init__(
+        self,
+        *,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        prefix: str = DEFAULT_PREFIX,
+        max_datagram: int = DEFAULT_MAX_DATAGRAM,
+        eager: bool = True,
+        count_distributions: bool = False,
+        count_local: bool = False,
+        count_direct: bool = False,
+        debug: bool = False,
+        disabled: bool = False,
+        problem: str | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.prefix = prefix
+        self.max_datagram = max_datagram
+        self.eager = eager
+        self.count_distributions = count_distributions
+        self.count_local = count_local
+        #: Also count the packages the process's own code imports (issue 15).
+        self.count_direct = count_direct
+        self.debug = debug
+        #: True when reporting is off, by choice (``disabled`` without ``problem``) or
+        #: because a setting is unusable (``problem`` says which).
+        self.disabled = disabled
+        self.problem = problem
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"ReporterConfig({fields})"
+
+    def as_dict(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def reporter_config(environ: "Mapping[str, str] | None" = None) -> ReporterConfig:
+    """Read the reporter's configuration; never raises."""
+    env = os.environ if environ is None else environ
+    debug = flag(env, DEBUG, False)
+    disabled = flag(env, DISABLE, False)
+    problem = None
+
+    host = env.get(HOST, DEFAULT_HOST).strip()
+    if not _valid_host(host):
+        problem = f"{HOST} is not a host name or IP address"
+        host = DEFAULT_HOST
+
+    port_text = env.get(PORT, str(DEFAULT_PORT)).strip()
+    port = DEFAULT_PORT
+    if port_text.isascii() and port_text.isdigit() and 0 < int(port_text) < 65536:
+        port = int(port_text)
+    else:
+        problem = problem or f"{PORT} is not a port number (1-65535)"
+
+    prefix = env.get(PREFIX, DEFAULT_PREFIX).strip()
+    if not is_safe_prefix(prefix):
+        problem = problem or (
+            f"{PREFIX} must be dot-separated components of letters, digits, '_' and '-'"
+        )
+        prefix = DEFAULT_PREFIX
+
+    size_text = env.get(MAX_DATAGRAM, str(DEFAULT_MAX_DATAGRAM)).strip()
+    max_datagram = DEFAULT_MAX_DATAGRAM
+    if size_text.isascii() and size_text.isdigit():
+        max_datagram = min(max(int(size_text), MIN_MAX_DATAGRAM), MAX_MAX_DATAGRAM)
+    else:
+        problem = problem or f"{MAX_DATAGRAM} is not a number of bytes"
+
+    return ReporterConfig(
+        host=host,
+        port=port,
+        prefix=prefix,
+        max_datagram=max_datagram,
+        eager=flag(env, EAGER, True),
+        count_distributions=flag(env, COUNT_DISTRIBUTIONS, False),
+        count_local=flag(env, COUNT_LOCAL, False),
+        count_direct=flag(env, COUNT_DIRECT, False),
+        debug=debug,
+        disabled=disabled or problem is not None,
+        problem=problem,
+    )
+
+
+# -- the statsd line format -----------------------------------------------------------
+MAX_COMPONENT_LENGTH = 100
+MAX_PREFIX_LENGTH = 200
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def is_safe_component(text: object) -> bool:
+    """True if ``text`` can be one dot-separated component of a statsd name."""
+    return type(text) is str and 0 < len(text) <= MAX_COMPONENT_LENGTH and _SAFE.issuperset(text)
+
+
+def is_safe_prefix(text: object) -> bool:
+    """True if ``text`` is one or more safe components separated by single dots."""
+    if type(text) is not str or not 0 < len(text) <= MAX_PREFIX_LENGTH:
+        return False
+    return all(is_safe_component(part) for part in text.split("."))
+
+
+def sibling(prefix: str, leaf: str) -> str:
+    """Replace the prefix's last component with ``leaf``.
+
+    ``python_popcon.imported_package`` -> ``python_popcon.processes_reported``;
+    ``python_popcon.hub.ns.imported_package`` -> ``python_popcon.hub.ns.processes_reported``.
+    A one-component prefix gets ``leaf`` appended instead. Either way the result can never
+    be mistaken for ``<prefix>.<package>`` by a glob that matches one component.
+    """
+    parent, dot, _last = prefix.rpartition(".")
+    return f"{parent}.{leaf}" if dot else f"{prefix}.{leaf}"
+
+
+def package_name(prefix: str, package: str, *, user_site: bool = False) -> str:
+    """The counter name for a package: ``<prefix>.<package>``, or, for one from the user
+    site directory, ``user_imported_package`` beside the prefix (see ``sibling``)."""
+    stem = sibling(prefix, LEAF_USER_IMPORTED_PACKAGE) if user_site else prefix
+    return f"{stem}.{package}"
+
+
+def counter_line(name: str, value: int = 1) -> str:
+    """One statsd counter increment, exactly as ``statsd.StatsClient.incr`` writes it."""
+    return f"{name}:{value}|c"
+
+
+def pack(lines: "Iterable[str]", max_size: int) -> list[bytes]:
+    """Join lines into datagrams, each kept below ``max_size`` bytes where a line allows.
+
+    Same packing as ``statsd``'s pipeline (``len(line) + len(datagram) + 1 >= max_size``
+    starts a new datagram; a single longer line travels alone). Lines are ASCII by
+    construction (``is_safe_component``), so characters and bytes agree.
+    """
+    datagrams: list[bytes] = []
+    current = ""
+    for line in lines:
+        if not current:
+            current = line
+        elif len(line) + len(current) + 1 >= max_size:
+            datagrams.append(current.encode("ascii"))
+            current = line
+        else:
+            current += "\n" + line
+    if current:
+        datagrams.append(current.encode("ascii"))
+    return datagrams
+
+
+# -- what kind of program this is, its IPython shell, the collector's address ----------
+PLUMBING = "plumbing"
+SHELL = "shell"
+
+_PLUMBING_SCRIPTS = frozenset(
+    {
+        "jupyter",
+        "jupyter-lab",
+        "jupyter-labhub",
+        "jupyter-notebook",
+        "jupyter-server",
+        "jupyter-console",
+        "jupyter-qtconsole",
+        "jupyterhub",
+        "jupyterhub-singleuser",
+        "pip",
+        "conda",
+        "mamba",
+    }
+)
+_PLUMBING_MODULES = frozenset(
+    {
+        "jupyter",
+        "jupyter_core.command",
+        "jupyterlab",
+        "jupyterlab.labapp",
+        "notebook",
+        "jupyter_server",
+        "jupyter_console",
+        "jupyterhub",
+        "jupyterhub.singleuser",
+        "pip",
+        "conda",
+    }
+)
+_SHELL_SCRIPTS = frozenset({"ipython", "ipykernel_launcher"})
+_SHELL_MODULES = frozenset({"IPython", "ipykernel", "ipykernel_launcher", "ipykernel.kernelapp"})
+_OPTIONS_WITH_VALUE = frozenset({"-W", "-X", "--check-hash-based-pycs"})
+
+
+def main_program(argv: "list[str]") -> "tuple[str, str] | None":
+    """``("module", name)`` for ``python -m name``, ``("script", stem)`` for a script (file
+    name without directory, ``.py``, ``-script.py`` or trailing version digits), else None."""
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "-m" and i + 1 < len(argv):
+            return "module", argv[i + 1]
+        if arg.startswith("-m") and len(arg) > 2:
+            return "module", arg[2:]
+        if arg == "-" or arg.startswith("-c"):
+            return None
+        if arg.startswith("-"):
+            i += 2 if arg in _OPTIONS_WITH_VALUE else 1
+            continue
+        stem = os.path.basename(arg)
+        for suffix in ("-script.py", ".py", ".exe"):
+            stem = stem.removesuffix(suffix)
+        return "script", stem.rstrip("0123456789.") or stem
+    return None
+
+
+def program_kind(argv: "list[str] | None" = None) -> "str | None":
+    """``PLUMBING``, ``SHELL`` or None (anything else), from the command line."""
+    if argv is None:
+        argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+    found = main_program(argv)
+    if found is None:
+        return None
+    kind, name = found
+    if kind == "module":
+        if name in _PLUMBING_MODULES:
+            return PLUMBING
+        return SHELL if name in _SHELL_MODULES else None
+    if name in _PLUMBING_SCRIPTS:
+        return PLUMBING
+    return SHELL if name in _SHELL_SCRIPTS else None
+
+
+def ipython_shell() -> object:
+    """The IPython shell of this process once it exists (``InteractiveShell._instance``),
+    read from the module's and the class's own dictionaries; else None."""
+    module = sys.modules.get("IPython.core.interactiveshell")
+    if module is None:
+        return None
+    try:
+        cls = object.__getattribute__(module, "__dict__").get("InteractiveShell")
+        if not isinstance(cls, type):
+            return None
+        return type.__getattribute__(cls, "__dict__").get("_instance")
+    except Exception:  # an odd module in that place: no shell we can use
+        return None
+
+
+#: How many frames ``user_code_running`` looks at, from the import upwards.
+MAX_FRAMES = 300
+
+
+def user_code_running() -> bool:
+    """True if code running in the IPython shell's user namespace (a cell, ``-c``, a script
+    run by IPython, a startup file of the profile) is on the stack of this import."""
+    shell = ipython_shell()
+    if shell is None:
+        return False
+    try:  # `_user_ns` behind a property in IPython 8.x and 9, a plain attribute before
+        attributes = object.__getattribute__(shell, "__dict__")
+        namespaces = [attributes.get("_user_ns"), attributes.get("user_ns")]
+        module = attributes.get("user_module")
+        if module is not None:
+            namespaces.append(object.__getattribute__(module, "__dict__"))
+    except Exception:  # not a shell object we know
+        return False
+    wanted = {id(n) for n in namespaces if type(n) is dict}
+    if not wanted:
+        return False
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(MAX_FRAMES):
+        if frame is None:
+            return False
+        if id(frame.f_globals) in wanted:
+            return True
+        frame = frame.f_back
+    return False
+
+
+_IPV4_PARTS = 4
+
+
+def _is_ipv4(host: str) -> bool:
+    parts = host.split(".")
+    return len(parts) == _IPV4_PARTS and all(p.isdigit() and int(p) < 256 for p in parts)
+
+
+class Address:
+    """The collector's address, resolved once without ever blocking the process."""
+
+    __slots__ = ("_done", "_host", "_port", "value")
+
+    def __init__(self, host: str, port: int) -> None:
+        self._host = host
+        self._port = port
+        # (family name, sockaddr) once known; False once resolution failed for good.
+        self.value: tuple[str, tuple[Any, ...]] | bool | None = None
+        self._done = _thread.allocate_lock()
+        if host == "localhost" or _is_ipv4(host):
+            # IPv4 first, as the statsd client does: in containers `localhost` can resolve
+            # to ::1 while the collector listens on 127.0.0.1.
+            self.value = ("AF_INET", ("127.0.0.1" if host == "localhost" else host, port))
+        elif ":" in host:
+            self.value = ("AF_INET6", (host, port))
+        else:
+            self.start()
+
+    def start(self) -> None:
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        # A plain _thread (no `threading` import): it lives exactly as long as the lookup.
+        _thread.start_new_thread(self._resolve, ())
+
+    def _resolve(self) -> None:
+        try:
+            import _socket
+
+            result: tuple[str, tuple[Any, ...]] | bool = False
+            for family in ("AF_INET", "AF_INET6"):
+                try:
+                    infos = _socket.getaddrinfo(
+                        self._host, self._port, getattr(_socket, family), _socket.SOCK_DGRAM
+                    )
+                except OSError:
+                    continue
+                if infos:
+                    result = (family, infos[0][4])
+                    break
+            self.value = result
+        except Exception:  # a thread of ours must never print a traceback into the process
+            self.value = False
+        finally:
+            self._done.release()
+
+    def get(self, wait: float) -> "tuple[str, tuple[Any, ...]] | None":
+        """The address if known, waiting at most ``wait`` seconds; None if not (yet)."""
+        if self.value is None and wait > 0 and self._done.acquire(timeout=wait):
+            self._done.release()
+        value = self.value
+        return value if isinstance(value, tuple) else None
+
+    def after_fork(self) -> None:
+        # The resolving thread did not survive the fork: resolve again in the child.
+        if self.value is None:
+            self.start()
+
+
+# -- the reporter ----------------------------------------------------------------------
+_STANDARD = sys.stdlib_module_names
+
+#: How many settles a candidate may be missing from sys.modules before only the sweep
+#: looks for it (the settle in the find_spec call that named it is the first).
+MISSING_CHECKS = 3
+
+#: Longest the exit hook waits for the collector's address to resolve (seconds).
+EXIT_WAIT = 0.05
+#: Longest ``PYTHON_POPCONTEST_COUNTED`` grows (characters); beyond it, names are not added.
+MAX_COUNTED = 8192
+
+
+class _Reporter:
+    """Everything one activation remembers. All methods are called under ``lock``."""
+
+    def __init__(self, cfg: "ReporterConfig", starting_shell: bool) -> None:
+        self.config = cfg
+        self.baseline: set[str] = set()
+        self.decided: set[str] = set()  # top-level names already classified (sent or not)
+        self.candidates: set[str] = set()  # seen by the observer, not yet classified
+        #: Candidates found missing from sys.modules, and how often: a failed import
+        #: (`import msvcrt` in a try) is left to the sweep instead of being checked at
+        #: every later import (pandas: ~600 imports after its failed ones).
+        self.missing: dict[str, int] = {}
+        self.outbox: list[str] = []  # lines waiting for the address
+        self.process_counted = False
+        self.distributions_sent: set[str] = set()
+        self.sent: list[str] = []  # package names sent, for PYTHON_POPCONTEST_COUNTED
+        self.sent_kind: dict[str, str] = {}  # package sent -> SITE or USER
+        #: Direct imports (issue 15): names user code imported, not decided yet; names done.
+        self.direct_pending: set[str] = set()
+        self.direct_done: set[str] = set()
+        self.direct_sent: list[str] = []
+        self.hook: ImportHook | None = None
+        self._classifier: Classifier | None = None
+        #: True while an IPython shell or kernel is starting: what it imports is plumbing.
+        self.starting_shell = starting_shell
+        self.shell: object = None  # the IPython shell whose post_run_cell we hooked
+        self.lock = _thread.allocate_lock()
+        self.address = Address(cfg.host, cfg.port)
+        self.sock: Any = None
+        self.snapshot_baseline()
+        self.inherit_exec_marker()
+
+    @property
+    def classifier(self) -> "Classifier":
+        if self._classifier is None:
+            from popularity_contest.inprocess.classify import Classifier
+
+            self._classifier = Classifier(count_local=self.config.count_local)
+        return self._classifier
+
+    def snapshot_baseline(self) -> None:
+        self.baseline.update(
+            name.partition(".")[0] for name in list(sys.modules) if type(name) is str
+        )
+
+    def inherit_exec_marker(self) -> None:
+        """After ``exec`` in the same process: what the previous image sent stays sent."""
+        pid, _, names = os.environ.get(COUNTED, "").partition(":")
+        if pid == str(os.getpid()):
+            names, _, direct = names.partition("/")
+            self.process_counted = True
+            self.sent = [n for n in names.split(",") if n]
+            self.decided.update(self.sent)
+            self.direct_sent = [n for n in direct.split(",") if n]
+            self.direct_done.update(self.direct_sent)
+
+    def debug(self, message: str) -> None:
+        if self.config.debug:
+            try:
+                sys.stderr.write(f"popularity-contest: {message}\n")
+            except Exception:  # stderr closed or replaced: diagnostics are best effort
+                pass
+
+    # -- IPython ----------------------------------------------------------------------
+    def watch_shell(self) -> None:
+        """Hook ``post_run_cell`` into the IPython shell, once it exists."""
+        shell = ipython_shell()
+        if shell is None or shell is self.shell:
+            return
+        try:
+            events = object.__getattribute__(shell, "__dict__").get("events")
+            events.register("post_run_cell", _after_cell)
+            self.shell = shell
+        except Exception as error:  # a shell without events: the exit hook still reports
+            self.debug(f"post_run_cell: {error!r}")
+
+    def end_startup_if_user_code(self) -> None:
+        """While a shell starts: once the user's code imports, the snapshot is complete."""
+        if user_code_running():
+            self.starting_shell = False
+            self.snapshot_baseline()
+            self.candidates.difference_update(self.baseline)
+            self.watch_shell()
+            self.debug("IPython started: its imports are part of the snapshot")
+
+    # -- deciding -------------------------------------------------------------------
+    def lines_for(self, names: "Iterable[str]", modules: "Mapping[str, object]") -> "list[str]":
+        """Classify names not decided yet; the statsd lines for those that count."""
+        lines: list[str] = []
+        for name in sorted(names):
+            if name in self.decided:
+                continue
+            if name in _STANDARD:  # the standard library never counts: no classify call
+                self.decided.add(name)
+                continue
+            self.decided.add(name)
+            try:  # one odd module must never cost the others
+                lines.extend(self.lines_for_one(name, modules))
+            except Exception as error:
+                self.debug(f"{name}: {error!r}")
+        return lines
+
+    def lines_for_one(self, name: str, modules: "Mapping[str, object]") -> "list[str]":
+        prefix = self.config.prefix
+        if self._classifier is None and not self.config.count_distributions:
+            quick = _quick_kind(name, modules.get(name))
+            if quick is not None:
+                self.sent.append(name)
+                self.sent_kind[name] = quick
+                user = quick == "user"
+                return [counter_line(package_name(prefix, name, user_site=user))]
+        from popularity_contest.inprocess.classify import USER, top_level
+
+        if top_level(name) != name:
+            return []
+        found = self.classifier.classify(name, modules)
+        if found is None or not is_safe_component(name):
+            return []
+        kind, dist = found
+        lines = [counter_line(package_name(prefix, name, user_site=kind == USER))]
+        self.sent.append(name)
+        self.sent_kind[name] = kind
+        if self.config.count_distributions:
+            # A namespace package names the owners of the files imported under it, now or
+            # at a later sweep; anything else names its distribution.
+            if name in self.classifier.namespaces:
+                lines.extend(
+                    self.distribution_lines(self.classifier.namespace_owners(name, modules))
+                )
+            else:
+                lines.extend(self.distribution_lines({dist.name}))
+        return lines
+
+    def distribution_lines(self, owners: "Iterable[str]") -> "list[str]":
+        lines = []
+        for owner in sorted(owners):
+            if owner and owner not in self.distributions_sent and is_safe_component(owner):
+                self.distributions_sent.add(owner)
+                name = f"{sibling(self.config.prefix, LEAF_LIBRARY_USED)}.{owner}"
+                lines.append(counter_line(name))
+        return lines
+
+    def namespace_lines(self, modules: "Mapping[str, object]") -> "list[str]":
+        """Distributions newly imported under counted namespace packages (google.auth)."""
+        if not self.config.count_distributions or self._classifier is None:
+            return []
+        owners: set[str] = set()
+        for name in list(self._classifier.namespaces):
+            try:
+                owners.update(self._classifier.namespace_owners(name, modules))
+            except Exception as error:  # noqa: PERF203 - one odd package never costs the others
+                self.debug(f"{name}: {error!r}")
+        return self.distribution_lines(owners)
+
+    # -- direct imports ---------------------------------------------------------------
+    def note_direct(self, name: str) -> None:
+        """The import hook saw user code import top-level ``name`` (before the import)."""
+        if name in self.direct_done or name in self.baseline:
+            return
+        self.direct_pending.add(name)
+        if name in self.sent_kind and self.lock.acquire(False):
+            try:  # already counted as a package: send at once, a kernel may die next
+                self.emit([], wait=0.0)
+            finally:
+                self.lock.release()
+
+    def direct_lines(self) -> "list[str]":
+        """Lines for the pending direct imports of packages already sent; pending names
+        decided not to count are dropped. Never a direct line without its package."""
+        lines: list[str] = []
+        for name in sorted(self.direct_pending):
+            kind = self.sent_kind.get(name)
+            if kind is not None:
+                leaf = LEAF_DIRECTLY_IMPORTED_PACKAGE
+                if kind == "user":  # classify.USER, without importing classify here
+                    leaf = LEAF_DIRECTLY_IMPORTED_USER_PACKAGE
+                lines.append(counter_line(f"{sibling(self.config.prefix, leaf)}.{name}"))
+                self.direct_sent.append(name)
+            elif name not in self.decided and name not in self.baseline:
+                continue  # not imported yet (or failed): decide later
+            self.direct_pending.discard(name)
+            self.direct_done.add(name)
+        return lines
+
+    def settle(self) -> None:
+        """Classify the observed names whose modules are now in ``sys.modules``."""
+        modules = sys.modules
+        if self.shell is None and "IPython.core.interactiveshell" in modules:
+            self.watch_shell()
+        ready = [name for name in self.candidates if name in modules]
+        if len(ready) < len(self.candidates):
+            # Missing twice (the import that named it has had its turn): the sweep at the
+            # next cell end or at exit decides it.
+            missing = self.missing
+            for name in self.candidates.difference(ready):
+                missing[name] = count = missing.get(name, 0) + 1
+                if count >= MISSING_CHECKS:
+                    self.candidates.discard(name)
+        if ready:
+            self.candidates.difference_update(ready)
+            self.emit(self.lines_for(ready, modules), wait=0.0)
+
+    def sweep(self, wait: float) -> None:
+        """Classify every new top-level name in ``sys.modules`` and send (exit, cell end)."""
+        modules = sys.modules
+        if self.starting_shell:
+            self.snapshot_baseline()  # the shell never ran user code that imported
+        names = {name.partition(".")[0] for name in list(modules) if type(name) is str}
+        names.difference_update(self.baseline)
+        self.candidates.difference_update(names)
+        lines = self.lines_for(names, modules)
+        lines.extend(self.namespace_lines(modules))
+        self.emit(lines, wait=wait, final=wait > 0)
+
+    # -- sending ----------------------------------------------------------------------
+    def emit(self, lines: "list[str]", wait: float, final: bool = False) -> None:
+        if self.direct_pending:
+            lines.extend(self.direct_lines())
+        if not self.process_counted and (lines or final):
+            self.process_counted = True
+            name = sibling(self.config.prefix, LEAF_PROCESSES_REPORTED)
+            lines.insert(0, counter_line(name))
+        self.outbox.extend(lines)
+        if not self.outbox:
+            return
+        address = self.address.get(wait)
+        if address is None:
+            if final:
+                self.debug("collector address unknown: report dropped")
+            return
+        datagrams = pack(self.outbox, self.config.max_datagram)
+        self.outbox.clear()
+        self.send(address, datagrams)
+        if not final:
+            self.mark_counted()
+
+    def mark_counted(self) -> None:
+        """Tell an ``exec``'d image of this process what is already sent."""
+        text = f"{os.getpid()}:{','.join(self.sent)}"
+        if self.direct_sent:
+            text += f"/{','.join(self.direct_sent)}"
+        if len(text) > MAX_COUNTED:
+            text = text[: text.rfind(",", 0, MAX_COUNTED)]
+        if os.environ.get(COUNTED) != text:
+            os.environ[COUNTED] = text
+
+    def send(self, address: "tuple[str, tuple[Any, ...]]", datagrams: "list[bytes]") -> None:
+        import _socket
+
+        family, sockaddr = address
+        if self.sock is None:
+            self.sock = _socket.socket(getattr(_socket, family), _socket.SOCK_DGRAM)
+            self.sock.setblocking(False)
+        for datagram in datagrams:
+            try:
+                self.sock.sendto(datagram, sockaddr)
+            except OSError as error:  # refused, full buffer, no route: drop, never wait
+                self.debug(f"send failed: {error!r}")
+                return
+            if self.config.debug:
+                self.debug(f"sent {datagram!r}")
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
+
+
+# -- the common case of classification, without loading classify ---------------------
+# Loading `classify` costs ~2 M instructions (a third of the reporter's cost on a small
+# process). Most processes import only packages named like their distribution (six,
+# numpy, requests), which this narrow copy of classify's first rule decides: a regular
+# package or module file called <name>, directly in a site directory (as written), whose
+# first `<name>-*.dist-info`/`.egg-info` entry (classify's order) is named <name> and has no
+# direct_url.json. Anything else returns None and classify decides, so the answers are
+# classify's (tests/integration/test_reporter*.py cover both paths).
+_META = (".dist-info", ".egg-info")
+_quick_sites: "dict[str, str] | None" = None
+
+
+def _site_kinds() -> "dict[str, str]":
+    global _quick_sites  # noqa: PLW0603 - computed once per process
+    if _quick_sites is None:
+        found: dict[str, str] = {}
+        site = sys.modules.get("site")
+        if site is not None:
+            try:
+                for path in site.getsitepackages():
+                    found[os.path.normcase(os.path.abspath(path))] = "site"
+                if site.ENABLE_USER_SITE:
+                    user = site.getusersitepackages()
+                    found[os.path.normcase(os.path.abspath(user))] = "user"
+            except Exception:  # a replaced `site`: classify has a fallback
+                found = {}
+        _quick_sites = found
+    return _quick_sites
+
+
+def _listing(path: str) -> "Iterable[str]":
+    """Directory entries: the import system's up-to-date listing when it has one (as in
+    classify, which must stay loadable on its own), else ``os.listdir``."""
+    finder = sys.path_importer_cache.get(path)
+    if finder is not None:
+        try:
+            state = object.__getattribute__(finder, "__dict__")
+            cached = state.get("_path_cache")
+            if (
+                type(cached) is set
+                and cached
+                and state.get("_path_mtime") == os.stat(path).st_mtime
+            ):
+                return cached
+        except Exception:  # not a FileFinder we know, or the directory is gone
+            pass
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def _quick_kind(name: str, module: object) -> "str | None":
+    """``"site"``/``"user"`` when ``name`` surely counts by classify's first rule; else None."""
+    if (
+        not name.isascii()
+        or not name.isidentifier()
+        or name[0] == "_"
+        or name in _STANDARD
+        or name in sys.builtin_module_names
+        or not name.isalnum()  # no '_': its dist-info may spell it with '-' or '.'
+        or not is_safe_component(name)
+    ):
+        return None
+    try:
+        namespace = object.__getattribute__(module, "__dict__")
+        spec = namespace.get("__spec__")
+        origin = None
+        if spec is not None:
+            origin = object.__getattribute__(spec, "__dict__").get("origin")
+    except Exception:  # an odd object: classify decides
+        return None
+    if type(origin) is not str or origin in ("built-in", "frozen", "namespace"):
+        origin = namespace.get("__file__")
+        if type(origin) is not str:
+            return None
+    directory, filename = os.path.split(origin)
+    if filename.startswith("__init__."):
+        directory, filename = os.path.split(directory)
+        if filename != name:
+            return None
+    elif filename.split(".", 1)[0] != name:
+        return None
+    site = os.path.normcase(os.path.abspath(directory))
+    kind = _site_kinds().get(site)
+    if kind is None:
+        return None
+    key = name.lower()
+    size = len(key)
+    for entry in _listing(site):
+        if entry[size : size + 1] == "-" and entry[:size].lower() == key and entry.endswith(_META):
+            # classify's Distribution name, normalised (key has no separator to fold).
+            stem = entry.rsplit(".", 1)[0]
+            if entry.endswith(".dist-info"):
+                part = stem.rpartition("-")[0] or stem
+            else:
+                part = stem.split("-", 1)[0]
+            if part.lower() != key:
+                continue  # not this distribution: keep looking, as classify does
+            if os.path.exists(os.path.join(site, entry, "direct_url.json")):
+                return None  # maybe local: classify decides
+            return kind
+    return None
+
+
+# `importlib.reload` re-runs this module in the same namespace: keep an activation that
+# already exists, so a reload can never activate reporting twice.
+_state: "_Reporter | None" = globals().get("_state")
+
+
+class _ImportObserver:
+    """A ``sys.meta_path`` entry that watches imports and never finds anything."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        state = _state
+        if state is None:
+            return
+        # Runs inside every import of the process: an error here must never break it.
+        try:
+            top = fullname.partition(".")[0]
+            if top not in state.baseline and top not in state.decided:
+                if state.starting_shell:
+                    state.end_startup_if_user_code()
+                    if state.starting_shell or top in state.baseline:
+                        return
+                state.candidates.add(top)
+                state.missing.pop(top, None)
+                if state.hook is not None:
+                    from popularity_contest.inprocess.direct import import_module_caller
+
+                    if import_module_caller(state.hook):
+                        state.note_direct(top)
+            if state.candidates and not state.starting_shell and state.lock.acquire(False):
+                try:
+                    state.settle()
+                finally:
+                    state.lock.release()
+        except Exception as error:
+            state.debug(f"observer: {error!r}")
+
+    def invalidate_caches(self) -> None:
+        """Nothing cached here; ``importlib.invalidate_caches`` calls every finder."""
+
+
+_observer: _ImportObserver = globals().get("_observer") or _ImportObserver()
+
+
+def _note_direct(name: str) -> None:
+    state = _state
+    if state is not None:
+        state.note_direct(name)
+
+
+def _at_exit() -> None:
+    state = _state
+    if state is None:
+        return
+    # The exit hook of the user's process: whatever happens, stay silent.
+    try:
+        locked = state.lock.acquire(timeout=EXIT_WAIT)
+        try:
+            state.sweep(wait=EXIT_WAIT)
+            state.close()
+        finally:
+            if locked:
+                state.lock.release()
+    except Exception as error:
+        state.debug(f"exit: {error!r}")
+
+
+def _after_cell(result: object = None) -> None:
+    """IPython ``post_run_cell``: report what the cell imported, before the kernel can die."""
+    state = _state
+    if state is None:
+        return
+    # Runs inside the user's IPython session: never raise into it.
+    try:
+        if state.lock.acquire(False):
+            try:
+                if state.starting_shell:
+                    state.starting_shell = False  # a cell ran: the shell has started
+                    state.snapshot_baseline()
+                state.sweep(wait=0.0)
+            finally:
+                state.lock.release()
+    except Exception as error:
+        state.debug(f"post_run_cell: {error!r}")
+
+
+def _after_fork_in_child() -> None:
+    state = _state
+    if state is None:
+        return
+    # Runs in every forked child of the user's process: never raise there.
+    try:
+        # What the parent imported is the parent's to report; the child counts only what
+        # it imports itself, and it is not a new process.
+        state.lock = _thread.allocate_lock()
+        state.snapshot_baseline()
+        state.baseline.update(state.candidates)
+        state.candidates.clear()
+        state.outbox.clear()
+        state.direct_pending.clear()
+        state.process_counted = True
+        state.sock = None  # the parent's socket stays the parent's
+        state.address.after_fork()
+    except Exception as error:
+        state.debug(f"fork: {error!r}")
+
+
+_fork_hook_registered: bool = globals().get("_fork_hook_registered", False)
+
+
+def setup_reporter(environ: "Mapping[str, str] | None" = None) -> bool:
+    """Activate reporting in this process (once); True if it is active afterwards.
+
+    ``environ`` defaults to ``os.environ``. Importing :mod:`popularity_contest.reporter`
+    calls it; importing this module does not. Plumbing programs (the Jupyter server, pip,
+    see :mod:`popularity_contest.inprocess.process`) are never activated.
+    """
+    global _state, _fork_hook_registered  # noqa: PLW0603 - one activation per process
+    if _state is not None:
+        return True
+    cfg = reporter_config(environ)
+    if cfg.disabled:
+        if cfg.debug and cfg.problem:
+            sys.stderr.write(f"popularity-contest: not reporting: {cfg.problem}\n")
+        return False
+    kind = program_kind()
+    if kind == PLUMBING:
+        return False
+    shell_exists = ipython_shell() is not None
+    _state = state = _Reporter(cfg, starting_shell=kind == SHELL and not shell_exists)
+    if cfg.eager:
+        sys.meta_path.insert(0, _observer)
+        state.watch_shell()
+    if cfg.count_direct:
+        from popularity_contest.inprocess import direct
+
+        state.hook = direct.install(_note_direct)
+    atexit.register(_at_exit)
+    if not _fork_hook_registered and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork_hook_registered = True
+    state.debug(f"active: {cfg!r}")
+    return True
+
+
+def stop() -> None:
+    """Deactivate reporting without sending anything (for the tool's own processes)."""
+    global _state
+    state, _state = _state, None
+    if state is None:
+        return
+    atexit.unregister(_at_exit)
+    if state.hook is not None:
+        from popularity_contest.inprocess import direct
+
+        direct.uninstall(state.hook)
+    while _observer in sys.meta_path:
+        sys.meta_path.remove(_observer)
+    try:
+        events = object.__getattribute__(state.shell, "__dict__").get("events")
+        events.unregister("post_run_cell", _after_cell)
+    except Exception:  # no shell, or it was not registered
+        pass
+    state.close()
+
+
+def is_active() -> bool:
+    return _state is not None
+
+
+def get_used_packages(
+    initial_modules: "Iterable[object]",
+    current_modules: "Iterable[object]",
+    *,
+    modules: "Mapping[str, object] | None" = None,
+    count_local: bool = False,
+) -> "dict[str, str]":
+    """The packages a process would report, computed without exiting.
+
+    Returns ``{package: kind}`` (kind ``"site"`` or ``"user"``) for the top-level names in
+    ``current_modules`` that are not in ``initial_modules`` and count (see
+    :mod:`popularity_contest.inprocess.classify`). ``modules`` maps names to module objects
+    (default ``sys.modules``).
+    """
+    from popularity_contest.inprocess import classify
+
+    classifier = classify.Classifier(count_local=count_local)
+    found: dict[str, str] = {}
+    for name in sorted(classify.new_top_level(initial_modules, current_modules)):
+        result = classifier.classify(name, modules)
+        if result is not None:
+            found[name] = result[0]
+    return found
+
+
+def get_used_libraries(
+    initial_modules: "Iterable[object]",
+    current_modules: "Iterable[object]",
+    *,
+    modules: "Mapping[str, object] | None" = None,
+) -> "set[str]":
+    """Normalised names of the distributions providing the packages reported; a namespace
+    package shared by several distributions names those whose files were imported."""
+    from popularity_contest.inprocess import classify
+
+    classifier = classify.Classifier()
+    mods = sys.modules if modules is None else modules
+    found: set[str] = set()
+    for name in classify.new_top_level(initial_modules, current_modules):
+        result = classifier.classify(name, mods)
+        if result is not None and result[1].name:
+            found.update(classifier.namespace_owners(name, mods) or {result[1].name})
+    return found

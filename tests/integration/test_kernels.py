@@ -78,6 +78,9 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Env:
     env.add_dist("pkgprobe", {"pkgprobe/__init__.py": ""})
     env.add_dist("fileprobe", {"fileprobe.py": ""})
     env.add_dist("nsprobe", {"nsprobe/part.py": ""})
+    # Direct imports (issue 15): directa imports directb itself.
+    env.add_dist("directa", {"directa/__init__.py": "import directb\n"})
+    env.add_dist("directb", {"directb/__init__.py": ""})
     _build_extension(env.site, work)
     return env
 
@@ -140,7 +143,9 @@ def test_ipython_c_counts_only_what_the_user_code_imports(
 
 
 @pytest.fixture
-def kernel(venv: Env, listener: Listener, tmp_path: Path) -> Iterator[object]:
+def kernel(
+    venv: Env, listener: Listener, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[object]:
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 
@@ -158,6 +163,8 @@ def kernel(venv: Env, listener: Listener, tmp_path: Path) -> Iterator[object]:
         connection_file=str(tmp_path / "kernel.json"),
     )
     environ = _environ(listener, tmp_path / "home")
+    if "count_direct" in request.fixturenames:
+        environ["PYTHON_POPCONTEST_COUNT_DIRECT"] = "1"
     manager.start_kernel(env=environ, cwd=environ["HOME"])
     try:
         yield manager
@@ -208,3 +215,33 @@ def test_the_test_interpreter_is_mirrored() -> None:
     import ipykernel
 
     assert Path(ipykernel.__file__).resolve().is_relative_to(Path(sys.prefix).resolve())
+
+
+def direct(name: str) -> str:
+    return f"python_popcon.directly_imported_package.{name}:1|c"
+
+
+def _kill(kernel: object) -> None:
+    process = kernel.provisioner.process  # type: ignore[attr-defined]
+    os.kill(process.pid, signal.SIGKILL)
+    assert process.wait(timeout=TIMEOUT) == -signal.SIGKILL
+
+
+@pytest.fixture
+def count_direct() -> bool:
+    """Requested by a test: its kernel counts direct imports (opt-in)."""
+    return True
+
+
+@pytest.mark.parametrize("route", ["site", "ipython"], indirect=True)
+@pytest.mark.parametrize("again", [False, True], ids=["library-only", "cell-imports-it-too"])
+def test_a_killed_kernel_sent_what_its_cells_imported_directly(
+    route: str, count_direct: bool, kernel: object, listener: Listener, again: bool
+) -> None:
+    # directb comes along with directa: not direct until a cell imports it itself (it is
+    # then already in sys.modules). The kernel's own imports are never direct.
+    cells = ["import directa", "from directb import *"] if again else ["import directa"]
+    _execute(kernel, *cells)
+    _kill(kernel)
+    expected = [PROCESS, pkg("directa"), pkg("directb"), direct("directa")]
+    assert sorted(listener.lines()) == sorted(expected + ([direct("directb")] if again else []))

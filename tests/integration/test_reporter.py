@@ -132,6 +132,19 @@ def test_eager_reporting_survives_sigkill(env: Env, listener: Listener) -> None:
     assert sorted(listener.lines()) == sorted([PROCESS, pkg("alpha")])
 
 
+def test_failed_imports_do_not_stop_eager_reporting(env: Env, listener: Listener) -> None:
+    # Names that never reach sys.modules are left to the exit sweep after a few checks.
+    code = ACTIVATE + (
+        "import os, signal\nfor name in ('nosuch1', 'nosuch2', 'nosuch3'):\n"
+        "    try:\n        __import__(name)\n    except ImportError:\n        pass\n"
+        "import json, csv, alpha\nimport beta\nimport decimal\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    result = env.run(code, env=listener.env())
+    assert result.returncode == -9
+    assert sorted(listener.lines()) == sorted([PROCESS, pkg("alpha"), pkg("beta")])
+
+
 def test_a_process_that_imports_nothing_still_counts_once(env: Env, listener: Listener) -> None:
     code = ACTIVATE + "import importlib, json\nimportlib.reload(popularity_contest.reporter)\n"
     code += "popularity_contest.reporter.setup_reporter()\n" + ACTIVATE

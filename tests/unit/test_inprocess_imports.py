@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,39 @@ def test_the_checker_would_catch_a_third_party_import() -> None:
 )
 def test_program_kinds(argv: list[str], kind: str | None) -> None:
     assert process.program_kind(argv) == kind
+
+
+def test_the_import_hook_knows_this_interpreters_opcodes() -> None:
+    # direct.py hard-codes them (importing `opcode` at start-up costs ~2 M instructions).
+    import opcode
+
+    from popularity_contest.inprocess import direct
+
+    known = direct.KNOWN_OPCODES.get(sys.version_info[:2])
+    assert known is not None, "add this Python's opcodes to KNOWN_OPCODES"
+    names = ("IMPORT_NAME", "EXTENDED_ARG", "LOAD_CONST")
+    assert known == tuple(opcode.opmap[name] for name in names)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("import a.b", "a.b"),
+        ("from a import b", "a"),
+        ("from . import b", None),
+        ("from .a import b", None),
+        ("def f():\n    import a\nf()", "a"),
+    ],
+)
+def test_the_import_hook_reads_the_statement_being_run(source: str, expected: str | None) -> None:
+    from popularity_contest.inprocess import direct
+
+    seen: list[str | None] = []
+
+    def fake_import(*args: object, **kwargs: object) -> object:
+        seen.append(direct.imported_name(sys._getframe(1)))
+        return types.SimpleNamespace(b=1)
+
+    code = compile(source, "<test>", "exec")
+    exec(code, {"__builtins__": {"__import__": fake_import}, "__name__": "pkg.mod"})  # noqa: S102
+    assert seen == [expected]

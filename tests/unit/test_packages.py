@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import types
 from pathlib import Path
 
@@ -186,3 +187,22 @@ def test_a_site_directory_reached_through_a_symbolic_link(site: Path, tmp_path: 
     found = classifier.classify("six", {"six": six})
     assert found is not None
     assert found[1].name == "six"
+
+
+def test_the_start_up_shortcut_agrees_with_classify_on_every_module_here() -> None:
+    # The reporter decides common packages without loading classify (issue 14's cost);
+    # whenever it answers, classify must give the same answer.
+    from popularity_contest import inprocess
+
+    classifier = packages.Classifier()
+    answered = 0
+    for name, module in list(sys.modules.items()):
+        if "." in name:
+            continue
+        quick = inprocess._quick_kind(name, module)
+        if quick is not None:
+            answered += 1
+            found = classifier.classify(name)
+            assert found is not None, name
+            assert found[0] == quick, name
+    assert answered >= 5  # pytest, packaging, hypothesis, statsd, yaml...: it is used

@@ -114,3 +114,18 @@ def test_datagrams_stay_below_the_limit() -> None:
 )
 def test_package_names(prefix: str, user_site: bool, expected: str) -> None:
     assert wire.package_name(prefix, "numpy", user_site=user_site) == expected
+
+
+def test_the_reporter_copies_of_the_statsd_leaves_match_names() -> None:
+    # The start-up module copies them so that activation imports one module fewer.
+    from popularity_contest import inprocess, names
+
+    for leaf in (
+        "LEAF_PROCESSES_REPORTED",
+        "LEAF_USER_IMPORTED_PACKAGE",
+        "LEAF_LIBRARY_USED",
+        "LEAF_DIRECTLY_IMPORTED_PACKAGE",
+        "LEAF_DIRECTLY_IMPORTED_USER_PACKAGE",
+    ):
+        assert getattr(inprocess, leaf) == getattr(names, leaf), leaf
+    assert inprocess.DEFAULT_PREFIX == names.DEFAULT_PREFIX
