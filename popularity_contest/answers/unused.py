@@ -57,15 +57,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packaging.markers import Marker
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
+from popularity_contest.answers.requirements import Requirements, normalize
 from popularity_contest.answers.window import Window
 from popularity_contest.errors import PopconError
 
@@ -111,11 +108,6 @@ _PROBE = Path(__file__).resolve().parent / "probes" / "installed.py"
 
 class InspectError(PopconError):
     """The target interpreter could not be inspected."""
-
-
-def normalize(name: str) -> str:
-    """PEP 503 normalised name (``packaging.utils.canonicalize_name``)."""
-    return str(canonicalize_name(name))
 
 
 @dataclass
@@ -299,86 +291,6 @@ def inspect(python: str, timeout: float = 120.0) -> Environment:
         raise InspectError(f"{python}: unexpected output: {error!r}") from None
 
 
-# --- requirements ------------------------------------------------------------------------
-Edge = tuple[str, frozenset[str]]  # (required distribution, extras it is required with)
-
-
-class Requirements:
-    """The requirement graph of an environment, with extras and markers (``packaging``).
-
-    ``edges(name, extra)`` are the requirements of distribution ``name`` that apply when it
-    is installed for ``extra`` (``""``: its own requirements, no extra), markers evaluated
-    against the target's marker environment with ``extra`` set. Only installed targets.
-    """
-
-    def __init__(self, installed: Sequence[Installed], environment: Mapping[str, str]) -> None:
-        self._environment = dict(environment)
-        self._installed = {d.distribution for d in installed}
-        self._parsed: dict[str, list[tuple[str, frozenset[str], Marker | None]]] = {}
-        self._cache: dict[tuple[str, str], list[Edge]] = {}
-        for dist in installed:
-            parsed: list[tuple[str, frozenset[str], Marker | None]] = []
-            for text in dist.requires:
-                try:
-                    requirement = Requirement(text)
-                except InvalidRequirement:
-                    # Unparseable: keep whatever it names, under every extra (when in doubt,
-                    # keep).
-                    name = text.split(";", 1)[0].strip()
-                    for stop in "[(<>=!~ ":
-                        name = name.split(stop, 1)[0]
-                    if name:
-                        parsed.append((normalize(name), frozenset(), None))
-                    continue
-                extras = frozenset(normalize(e) for e in requirement.extras)
-                parsed.append((normalize(requirement.name), extras, requirement.marker))
-            self._parsed[dist.distribution] = parsed
-
-    def _applies(self, marker: Marker | None, extra: str) -> bool:
-        if marker is None:
-            return True
-        try:
-            return marker.evaluate({**self._environment, "extra": extra})
-        except Exception:  # an unknown variable or a malformed value: keep it
-            return True
-
-    def edges(self, name: str, extra: str = "") -> list[Edge]:
-        key = (name, extra)
-        found = self._cache.get(key)
-        if found is None:
-            found = [
-                (target, extras)
-                for target, extras, marker in self._parsed.get(name, ())
-                if target in self._installed and self._applies(marker, extra)
-            ]
-            self._cache[key] = found
-        return found
-
-    def closure(self, roots: Iterable[str]) -> dict[str, set[str]]:
-        """Every distribution ``roots`` need, transitively, with who needs it (roots: ``{}``).
-
-        Extras requested on the way are followed: ``nbconvert`` -> ``bleach[css]`` adds
-        ``bleach``'s ``css`` requirements (``tinycss2``).
-        """
-        reached: dict[str, set[str]] = {}
-        todo: list[tuple[str, str, str | None]] = [
-            (r, "", None) for r in roots if r in self._installed
-        ]
-        seen: set[tuple[str, str]] = set()
-        while todo:
-            name, extra, parent = todo.pop()
-            parents = reached.setdefault(name, set())
-            if parent is not None and parent != name:
-                parents.add(parent)
-            if (name, extra) in seen:
-                continue
-            seen.add((name, extra))
-            for target, extras in self.edges(name, extra):
-                todo.append((target, "", name))
-                todo.extend((target, e, name) for e in extras)
-        return reached
-
-
 # --- counts --------------------------------------------------------------------------------
 def processes_of(
     dist: Installed,
@@ -422,29 +334,10 @@ def _required_by(parents: set[str], what: str = "") -> str:
     return "required by " + ", ".join(sorted(parents)) + what
 
 
-def judge(
-    environment: Environment,
-    imports: Mapping[str, float],
-    *,
-    min_processes: int | None = None,
-    span: Window | None = None,
-    library_used: Mapping[str, float] | None = None,
-) -> list[Verdict]:
-    """A verdict per distribution of ``environment``, in ``VERDICTS`` order.
-
-    ``imports``: processes that imported each top-level name in the window (every count,
-    before the privacy threshold, which this function applies itself); ``library_used``:
-    processes per PEP 503 distribution name, where the reporter sent those. ``span`` is the
-    window, to tell whether ``install site`` was present for all of it.
-    """
+def _roots(environment: Environment, span: Window | None) -> dict[str, dict[str, str]]:
+    """``{verdict: {distribution: reason}}``: what each rule keeps by itself (not yet what
+    those distributions require, nor ``dependency``'s roots, which the counts give)."""
     installed = environment.distributions
-    threshold = max(1, min_processes or 1)
-    graph = Requirements(installed, environment.marker_environment)
-    by_name = {d.distribution: d for d in installed}
-    counts = {d.distribution: processes_of(d, imports, library_used) for d in installed}
-    used = {n for n, (c, _) in counts.items() if c >= threshold}
-    hidden = {n for n, (c, _) in counts.items() if 0 < c < threshold}
-
     extensions = set(environment.server_extensions)
     roots: dict[str, dict[str, str]] = {v: {} for v in VERDICTS}
     site = environment.site_covers(span)
@@ -473,9 +366,15 @@ def judge(
             roots["startup"][name] = (
                 "a .pth file runs its code at start-up, before the reporter can observe it"
             )
-    for name in used | hidden:
-        roots["dependency"][name] = ""
-    closures = {verdict: graph.closure(names) for verdict, names in roots.items() if names}
+    return roots
+
+
+def _required_by_map(
+    installed: Sequence[Installed],
+    graph: Requirements,
+    closures: Mapping[str, Mapping[str, set[str]]],
+) -> dict[str, set[str]]:
+    """``{distribution: the distributions that require it}``, directly or through a rule."""
     required_by: dict[str, set[str]] = {}
     for dist in installed:
         for target, _extras in graph.edges(dist.distribution):
@@ -483,35 +382,72 @@ def judge(
     for closure in closures.values():
         for name, parents in closure.items():
             required_by.setdefault(name, set()).update(parents)
+    return required_by
+
+
+def _verdict(  # noqa: PLR0917 - private, one caller
+    name: str,
+    used: set[str],
+    hidden: set[str],
+    threshold: int,
+    roots: Mapping[str, Mapping[str, str]],
+    closures: Mapping[str, Mapping[str, set[str]]],
+) -> tuple[str, str]:
+    """(verdict, reason) of one distribution: the first rule of ``VERDICTS`` that applies."""
+    if name in used:
+        return "used", "imported"
+    if name in hidden:
+        return "hidden", (
+            f"imported by fewer than {threshold} processes (privacy threshold):"
+            " kept, count not shown"
+        )
+    for candidate in VERDICTS[2:-1]:
+        closure = closures.get(candidate, {})
+        if name not in closure:
+            continue
+        root_reason = roots[candidate].get(name)
+        if root_reason:
+            return candidate, root_reason
+        parents = {p for p in closure[name] if p in closure}
+        return candidate, _required_by(parents, _kept_because(candidate))
+    return "unused", "not imported in the window; nothing kept needs it"
+
+
+def judge(
+    environment: Environment,
+    imports: Mapping[str, float],
+    *,
+    min_processes: int | None = None,
+    span: Window | None = None,
+    library_used: Mapping[str, float] | None = None,
+) -> list[Verdict]:
+    """A verdict per distribution of ``environment``, in ``VERDICTS`` order.
+
+    ``imports``: processes that imported each top-level name in the window (every count,
+    before the privacy threshold, which this function applies itself); ``library_used``:
+    processes per PEP 503 distribution name, where the reporter sent those. ``span`` is the
+    window, to tell whether ``install site`` was present for all of it.
+    """
+    installed = environment.distributions
+    threshold = max(1, min_processes or 1)
+    graph = Requirements(installed, environment.marker_environment)
+    by_name = {d.distribution: d for d in installed}
+    counts = {d.distribution: processes_of(d, imports, library_used) for d in installed}
+    used = {n for n, (c, _) in counts.items() if c >= threshold}
+    hidden = {n for n, (c, _) in counts.items() if 0 < c < threshold}
+
+    roots = _roots(environment, span)
+    for name in used | hidden:
+        roots["dependency"][name] = ""
+    closures = {verdict: graph.closure(names) for verdict, names in roots.items() if names}
+    required_by = _required_by_map(installed, graph, closures)
 
     verdicts: list[Verdict] = []
     for dist in installed:
         name = dist.distribution
         count, exact = counts[name]
-        processes: float | None = count
-        if name in used:
-            verdict, reason = "used", "imported"
-        elif name in hidden:
-            verdict = "hidden"
-            reason = (
-                f"imported by fewer than {threshold} processes (privacy threshold):"
-                " kept, count not shown"
-            )
-            processes = None
-        else:
-            verdict, reason = "unused", "not imported in the window; nothing kept needs it"
-            for candidate in VERDICTS[2:-1]:
-                closure = closures.get(candidate, {})
-                if name not in closure:
-                    continue
-                verdict = candidate
-                root_reason = roots[candidate].get(name)
-                if root_reason:
-                    reason = root_reason
-                else:
-                    parents = {p for p in closure[name] if p in closure}
-                    reason = _required_by(parents, _kept_because(candidate))
-                break
+        processes: float | None = None if name in hidden else count
+        verdict, reason = _verdict(name, used, hidden, threshold, roots, closures)
         verdicts.append(
             Verdict(
                 distribution=name,

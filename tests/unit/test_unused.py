@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from popularity_contest.answers.requirements import Requirements
 from popularity_contest.answers.unused import (
     Environment,
     Installed,
-    Requirements,
     interpreter,
     judge,
     processes_of,
