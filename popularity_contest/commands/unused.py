@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from popularity_contest.answers.formats import number, table, to_csv
 from popularity_contest.answers.ranking import NO_HUB
@@ -101,6 +101,28 @@ def render(
             for d, v in zip(dicts, verdicts, strict=True)
         ]
         return to_csv(flat, CSV_COLUMNS).rstrip("\n")
+    return _text(
+        verdicts,
+        candidates,
+        span=span,
+        python=python,
+        hub=hub,
+        activation=activation,
+        min_processes=min_processes,
+    )
+
+
+def _text(
+    verdicts: Sequence[Verdict],
+    candidates: Sequence[Verdict],
+    *,
+    span: Window,
+    python: str,
+    hub: str | None,
+    activation: Mapping[str, bool],
+    min_processes: int | None,
+) -> str:
+    """The table for people: a heading, one row per distribution, then notes."""
     columns = ["distribution", "version", "verdict", "processes", "manager", "packages", "reason"]
     cells = [
         [
