@@ -35,14 +35,25 @@ with the file name in its message.
 from __future__ import annotations
 
 import fnmatch
-import functools
 import json
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from popularity_contest.collector.series import (  # re-exported: part of the Store API
+    AGGREGATES,
+    DAY,
+    HOUR,
+    Count,
+    SeriesKey,
+    Total,
+    labels_of,
+    labels_text,
+    period_start,
+    series_key,
+    to_timestamp,
+)
 from popularity_contest.collector.sqlitedb import SqliteDb, StoreError
 from popularity_contest.names import (  # re-exported: part of the Store API
     IMPORTED_PACKAGE,
@@ -51,11 +62,10 @@ from popularity_contest.names import (  # re-exported: part of the Store API
     USER_IMPORTED_PACKAGE,
 )
 
-HOUR = 3600
-DAY = 86400
-AGGREGATES = ("hour", "day", "week", "month", "quarter", "year")
 __all__ = [
     "AGGREGATES",
+    "DAY",
+    "HOUR",
     "IMPORTED_PACKAGE",
     "LIBRARY_USED",
     "PROCESSES_REPORTED",
@@ -65,11 +75,12 @@ __all__ = [
     "Store",
     "StoreError",
     "Total",
+    "labels_of",
+    "period_start",
+    "series_key",
+    "to_timestamp",
 ]
 
-
-#: A series as the collector keys it: (name, ((label, value), ...) sorted by label).
-SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
 
 MIGRATIONS: list[str] = [
     # 1: series with all-time totals; hourly/daily buckets.
@@ -112,69 +123,6 @@ MIGRATIONS: list[str] = [
         SELECT start - start % 86400, series_id, SUM(value) FROM bucket GROUP BY 1, 2;
     """,
 ]
-
-
-@dataclass(frozen=True)
-class Count:
-    period: datetime  # start of the period, UTC
-    name: str
-    labels: dict[str, str]
-    value: float
-
-
-@dataclass(frozen=True)
-class Total:
-    name: str
-    labels: dict[str, str]
-    value: float
-
-
-def series_key(name: str, labels: Mapping[str, str]) -> SeriesKey:
-    return (name, tuple(sorted(labels.items())))
-
-
-@functools.lru_cache(maxsize=4096)
-def _parsed(labels_json: str) -> tuple[tuple[str, str], ...]:
-    return tuple(json.loads(labels_json).items())
-
-
-def labels_of(labels_json: str) -> dict[str, str]:
-    """The labels stored as JSON, as a new dict (parsed once per distinct text)."""
-    return dict(_parsed(labels_json))
-
-
-def _labels_json(labels: tuple[tuple[str, str], ...]) -> str:
-    return json.dumps(dict(labels), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def to_timestamp(moment: datetime | float) -> float:
-    """Unix seconds of a datetime (naive means UTC) or of a number."""
-    if isinstance(moment, datetime):
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return moment.timestamp()
-    return float(moment)
-
-
-def period_start(timestamp: int, aggregate: str) -> int:
-    """Start (Unix seconds, UTC) of the hour/day/week/month/quarter/year holding ``timestamp``."""
-    if aggregate == "hour":
-        return timestamp - timestamp % HOUR
-    day = timestamp - timestamp % DAY
-    if aggregate == "day":
-        return day
-    if aggregate == "week":  # ISO weeks start on Monday; 1970-01-01 was a Thursday
-        return day - ((day // DAY + 3) % 7) * DAY
-    moment = datetime.fromtimestamp(day, timezone.utc)
-    if aggregate == "month":
-        first = moment.replace(day=1)
-    elif aggregate == "quarter":
-        first = moment.replace(day=1, month=(moment.month - 1) // 3 * 3 + 1)
-    elif aggregate == "year":
-        first = moment.replace(day=1, month=1)
-    else:
-        raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}")
-    return int(first.timestamp())
 
 
 class Store(SqliteDb):
@@ -289,7 +237,7 @@ class Store(SqliteDb):
 
     def _create_series(self, key: SeriesKey) -> int:
         name, labels = key
-        labels_json = _labels_json(labels)
+        labels_json = labels_text(labels)
         namespace = dict(labels).get("namespace", "")
         self._db.execute(
             "INSERT INTO series (name, labels, namespace) VALUES (?, ?, ?)"
@@ -411,7 +359,7 @@ class Store(SqliteDb):
             parameters.append(namespace)
         if only is not None:
             series.append("labels IN (SELECT value FROM json_each(?))")
-            parameters.append(json.dumps([_labels_json(tuple(sorted(x.items()))) for x in only]))
+            parameters.append(json.dumps([labels_text(tuple(sorted(x.items()))) for x in only]))
         chosen = f"SELECT id FROM series WHERE {' AND '.join(series)}"  # noqa: S608 - constant clauses
         whole_first = -(-first // DAY) * DAY
         whole_last = last - last % DAY
