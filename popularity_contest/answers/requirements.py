@@ -18,7 +18,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 if TYPE_CHECKING:
-    from popularity_contest.answers.unused import Installed
+    from popularity_contest.answers.environment import Installed
 
 
 def normalize(name: str) -> str:

@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
     python: str | None = None
     installed = None
     if by_distribution:
-        from popularity_contest.answers.unused import inspect, interpreter
+        from popularity_contest.answers.environment import inspect, interpreter
 
         python = interpreter(args.python, args.prefix)
         installed = inspect(python).distributions

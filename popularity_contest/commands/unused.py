@@ -21,17 +21,11 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 
+from popularity_contest.answers.environment import Environment, inspect, interpreter
 from popularity_contest.answers.formats import number, table, to_csv
 from popularity_contest.answers.ranking import NO_HUB
 from popularity_contest.answers.sources import open_source, require_hub
-from popularity_contest.answers.unused import (
-    Environment,
-    Verdict,
-    imports_per_package,
-    inspect,
-    interpreter,
-    judge,
-)
+from popularity_contest.answers.unused import Verdict, imports_per_package, judge
 from popularity_contest.answers.window import Window, iso, window
 from popularity_contest.errors import UsageError
 

@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from tornado.template import Loader
 
 from popularity_contest.answers import unused
+from popularity_contest.answers.environment import Environment, InspectError, inspect
 from popularity_contest.answers.formats import count_text
 from popularity_contest.answers.ranking import NO_HUB, Row, top_packages
 from popularity_contest.answers.sources import SourceError, StoreSource
@@ -60,7 +61,7 @@ PAGE_ORDER = (
 #: (status, content type, body)
 Reply = tuple[int, str, bytes]
 
-_unused_cache: dict[str, tuple[float, unused.Environment | str]] = {}
+_unused_cache: dict[str, tuple[float, Environment | str]] = {}
 _unused_lock = threading.Lock()
 
 
@@ -147,10 +148,10 @@ def _unused(
     with _unused_lock:
         cached = _unused_cache.get(environment)
         if cached is None or now - cached[0] > UNUSED_CACHE_SECONDS:
-            listing: unused.Environment | str
+            listing: Environment | str
             try:
-                listing = unused.inspect(environment)
-            except unused.InspectError as error:
+                listing = inspect(environment)
+            except InspectError as error:
                 listing = str(error)
             cached = _unused_cache[environment] = (now, listing)
     listing = cached[1]
