@@ -227,7 +227,9 @@ def notes(
 
 def run(args: argparse.Namespace) -> int:
     """The ``report`` subcommand."""
-    span = _window(args)
+    span = asked_window(args)
+    if args.limit is not None and args.limit < 0:
+        raise UsageError("--limit must be 0 or more")
     grouping = set(args.by or ())
     by_namespace = "hub" in grouping
     by_distribution = "distribution" in grouping
@@ -302,14 +304,13 @@ def _read(
     return packages, direct, processes, library_used
 
 
-def _window(args: argparse.Namespace) -> Window:
-    """The window ``args`` ask for; UsageError for it or for a bad --min-processes/--limit."""
+def asked_window(args: argparse.Namespace) -> Window:
+    """The window ``--since``/``--start``/``--end`` ask for (``report`` and ``unused``);
+    UsageError for a bad one or for ``--min-processes`` below 1."""
     try:
         span = window(args.since, args.start, args.end)
     except ValueError as error:
         raise UsageError(str(error)) from None
     if args.min_processes is not None and args.min_processes < 1:
         raise UsageError("--min-processes must be at least 1")
-    if args.limit is not None and args.limit < 0:
-        raise UsageError("--limit must be 0 or more")
     return span

@@ -26,8 +26,8 @@ from popularity_contest.answers.formats import number, table, to_csv
 from popularity_contest.answers.ranking import NO_HUB
 from popularity_contest.answers.sources import open_source, require_hub
 from popularity_contest.answers.unused import Verdict, imports_per_package, judge
-from popularity_contest.answers.window import Window, iso, window
-from popularity_contest.errors import UsageError
+from popularity_contest.answers.window import Window, iso
+from popularity_contest.commands.report import asked_window
 
 CSV_COLUMNS = [
     "distribution",
@@ -157,12 +157,7 @@ def _text(
 
 def run(args: argparse.Namespace) -> int:
     """The ``unused`` subcommand."""
-    try:
-        span = window(args.since, args.start, args.end)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    if args.min_processes is not None and args.min_processes < 1:
-        raise UsageError("--min-processes must be at least 1")
+    span = asked_window(args)
     python = interpreter(args.python, args.prefix)
     environment = inspect(python)
     source = open_source(args.db, args.prometheus)
