@@ -21,6 +21,7 @@ its HTTP API with ``urllib`` so no client library is needed. The two must agree:
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -192,9 +193,20 @@ def open_source(db: str | None, prometheus: str | None) -> Source:
         return PrometheusSource(prometheus)
     if db:
         return StoreSource.open(db)
-    from popularity_contest.collector.settings import default_db_path
+    from popularity_contest.collector.settings import SERVE_DB, default_db_path
 
-    return StoreSource.open(default_db_path())
+    # The store `serve` uses when run with the same environment (a systemd unit's
+    # STATE_DIRECTORY, PYTHON_POPCONTEST_SERVE_DB), else the default path.
+    path = os.environ.get(SERVE_DB, "").strip() or default_db_path()
+    try:
+        return StoreSource.open(path)
+    except SourceError as error:
+        if os.path.exists(path):
+            raise
+        raise SourceError(
+            f"{error}; name the collector's store with --db PATH (or {SERVE_DB}),"
+            " or read Prometheus with --prometheus URL"
+        ) from None
 
 
 def require_hub(source: Source, span: Window, hub: str | None) -> None:

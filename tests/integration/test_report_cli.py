@@ -671,3 +671,37 @@ def test_an_unknown_hub_is_answered_with_the_hubs_that_reported(scenario: Scenar
     assert "'hub-a'" in done.stderr
     assert "'hub-b'" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_without_a_store_the_message_names_the_flag_and_the_variable(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "popularity_contest", "report"],
+        env=clean_env({"PYTHON_POPCONTEST_DISABLE": "1", "HOME": str(tmp_path)}),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "no such store" in done.stderr
+    assert "--db PATH" in done.stderr
+    assert "PYTHON_POPCONTEST_SERVE_DB" in done.stderr
+    # The variable `serve` reads names the store for report too.
+    store = tmp_path / "elsewhere.sqlite3"
+    done = subprocess.run(
+        [sys.executable, "-m", "popularity_contest", "report"],
+        env=clean_env(
+            {
+                "PYTHON_POPCONTEST_DISABLE": "1",
+                "HOME": str(tmp_path),
+                "PYTHON_POPCONTEST_SERVE_DB": str(store),
+            }
+        ),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert str(store) in done.stderr

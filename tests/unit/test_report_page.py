@@ -108,6 +108,10 @@ def test_empty_store_says_so(tmp_path: Path) -> None:
     with Store.open(tmp_path / "empty.sqlite3") as empty:
         text = html(empty)
     assert "Nothing reported in this window yet" in text
+    # ... and what to do next.
+    assert "popularity-contest install ipython" in text
+    assert "PYTHON_POPCONTEST_STATSD_PORT" in text
+    assert "popularity-contest check --expect-collector" in text
     assert "Plotly.newPlot" not in text
 
 
