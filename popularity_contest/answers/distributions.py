@@ -5,7 +5,7 @@ The reporter counts top-level import names (``sklearn``, ``PIL``); people know d
 per-distribution :class:`~popularity_contest.answers.ranking.Entry` values that
 :func:`~popularity_contest.answers.ranking.rank` orders like package rows. Which names a
 distribution provides comes from an environment's probe
-(:func:`popularity_contest.answers.unused.inspect`: the reporter's own rule).
+(:func:`popularity_contest.answers.environment.inspect`: the reporter's own rule).
 
 Per hub, for each distribution:
 
@@ -27,8 +27,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
+from popularity_contest.answers.environment import Installed
 from popularity_contest.answers.ranking import Entry
-from popularity_contest.answers.unused import Installed, processes_of
+from popularity_contest.answers.unused import processes_of
 
 Counts = Mapping[tuple[str, str], float]
 

@@ -1,13 +1,8 @@
 """Verdicts on installed distributions: which may go, and why each of the others stays.
 
-``inspect(python)`` runs :mod:`popularity_contest.answers.probes.installed` by path with the
-target interpreter (``-I``: no user site, no ``PYTHONPATH``; reporter disabled). That probe
-uses only the standard library, since the target environment may have nothing else; it
-reports each distribution's raw facts (name, version, ``INSTALLER``, raw ``Requires-Dist``,
-top-level names by the reporter's own rule, scripts, PEP 610 origin, ``.pth`` files, Jupyter
-data) plus the environment's PEP 508 marker values and which activation files exist.
-Requirements and markers are then evaluated here, in the command's process, with
-``packaging``.
+``environment.inspect(python)`` lists what is installed in the target environment (a probe
+run by path with the target interpreter); requirements and markers are then evaluated here,
+in the command's process, with ``packaging`` (``requirements.Requirements``).
 
 ``judge`` gives each distribution one verdict, the first that applies:
 
@@ -53,21 +48,12 @@ tool (``manager`` says which).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-from packaging.markers import Marker
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
+from popularity_contest.answers.environment import Environment, Installed
+from popularity_contest.answers.requirements import Requirements
 from popularity_contest.answers.window import Window
-from popularity_contest.errors import PopconError
 
 VERDICTS = (
     "used",
@@ -103,111 +89,6 @@ JUPYTER_DATA = {
 }
 #: Entry-point groups that plug into the Jupyter server, its kernels or nbconvert.
 JUPYTER_PLUGIN_GROUPS = ("jupyter", "nbconvert")
-#: Installers whose installs ``pip uninstall`` removes cleanly (both write RECORD).
-PIP_REMOVABLE = frozenset({"pip", "uv"})
-
-_PROBE = Path(__file__).resolve().parent / "probes" / "installed.py"
-
-
-class InspectError(PopconError):
-    """The target interpreter could not be inspected."""
-
-
-def normalize(name: str) -> str:
-    """PEP 503 normalised name (``packaging.utils.canonicalize_name``)."""
-    return str(canonicalize_name(name))
-
-
-@dataclass
-class Installed:
-    """One installed distribution as the probe saw it (see ``probes/installed.py``)."""
-
-    distribution: str  # PEP 503 normalised
-    version: str
-    packages: list[str]  # top-level import names, by the reporter's rule
-    requires: list[str] = field(default_factory=list)  # raw Requires-Dist strings
-    scripts: list[str] = field(default_factory=list)
-    entry_point_groups: list[str] = field(default_factory=list)
-    installer: str | None = "pip"
-    local: str | None = None  # "directory", "vcs", "file" (PEP 610) or None
-    metadata: str = "dist-info"
-    record: bool = True
-    in_prefix: bool = True
-    pth_imports: bool = False
-    jupyter: list[str] = field(default_factory=list)  # keys of JUPYTER_DATA
-
-    @property
-    def pip_removable(self) -> bool:
-        """Whether ``pip uninstall`` may remove it: pip/uv dist-info with RECORD, in prefix."""
-        return (
-            self.metadata == "dist-info"
-            and self.record
-            and self.in_prefix
-            and self.installer in PIP_REMOVABLE
-        )
-
-    @property
-    def manager(self) -> str:
-        """Who manages it: the ``INSTALLER`` file's word, with what stops pip if anything."""
-        who = self.installer or "unknown"
-        if self.installer in PIP_REMOVABLE and not self.pip_removable:
-            why = "no RECORD" if not self.record else "outside the environment"
-            if self.metadata != "dist-info":
-                why = "egg-info"
-            who += f" ({why})"
-        return who
-
-    @classmethod
-    def from_probe(cls, item: Mapping[str, Any]) -> Installed:
-        return cls(
-            distribution=normalize(str(item["name"])),
-            version=str(item["version"]),
-            packages=[str(p) for p in item["packages"]],
-            requires=[str(r) for r in item["requires"]],
-            scripts=[str(s) for s in item["scripts"]],
-            entry_point_groups=[str(g) for g in item["entry_point_groups"]],
-            installer=_word(item["installer"]),
-            local=None if item["local"] is None else str(item["local"]),
-            metadata=str(item["metadata"]),
-            record=bool(item["record"]),
-            in_prefix=bool(item["in_prefix"]),
-            pth_imports=bool(item["pth_imports"]),
-            jupyter=[str(j) for j in item["jupyter"]],
-        )
-
-
-def _word(text: object) -> str | None:
-    """An ``INSTALLER`` value fit for a table: printable, one short word (else ``?``)."""
-    if text is None:
-        return None
-    word = str(text).strip()[:40]
-    return word if word.isprintable() and word and " " not in word else "?"
-
-
-@dataclass
-class Environment:
-    """A target environment: its distributions and what the reporter can see there."""
-
-    python: str
-    distributions: list[Installed]
-    marker_environment: dict[str, str] = field(default_factory=dict)
-    #: ``{"ipython"|"site": {"path": str|None, "present": bool, "mtime": float|None}}``
-    activation: dict[str, dict[str, Any]] = field(default_factory=dict)
-    server_extensions: list[str] = field(default_factory=list)
-    prefix: str = ""
-    #: Metadata directories the probe could not read (not judged, so never candidates).
-    unreadable: list[str] = field(default_factory=list)
-
-    def present(self, method: str) -> bool:
-        return bool(self.activation.get(method, {}).get("present"))
-
-    def site_covers(self, span: Window | None) -> bool:
-        """``install site`` is present and (given a window) was there when it started."""
-        site = self.activation.get("site", {})
-        if not site.get("present"):
-            return False
-        mtime = site.get("mtime")
-        return span is None or (isinstance(mtime, (int, float)) and mtime <= span.start)
 
 
 @dataclass
@@ -246,137 +127,6 @@ class Verdict:
             "manager": self.manager,
             "pip_removable": self.pip_removable,
         }
-
-
-def interpreter(python: str | None, prefix: str | None) -> str:
-    """The interpreter of the target environment."""
-    if python:
-        return python
-    if prefix:
-        for candidate in ("bin/python3", "bin/python", "Scripts/python.exe", "python.exe"):
-            path = Path(prefix) / candidate
-            if path.exists():
-                return str(path)
-        raise InspectError(f"{prefix}: no Python interpreter in this prefix")
-    return sys.executable
-
-
-def inspect(python: str, timeout: float = 120.0) -> Environment:
-    """The distributions installed in ``python``'s environment, and its activation files."""
-    from popularity_contest import activation
-    from popularity_contest.inprocess import classify
-
-    env = {**os.environ, "PYTHON_POPCONTEST_DISABLE": "1"}
-    command = [
-        python,
-        "-I",
-        str(_PROBE),
-        str(Path(classify.__file__).resolve()),
-        activation.STARTUP_NAME,
-        activation.PTH_NAME,
-    ]
-    try:
-        done = subprocess.run(  # noqa: S603 - the operator's chosen interpreter, our probe
-            command, capture_output=True, text=True, timeout=timeout, env=env, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise InspectError(f"{python}: {error}") from None
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise InspectError(f"{python}: listing distributions failed: {last}")
-    try:
-        document = json.loads(done.stdout)
-        return Environment(
-            python=str(document["python"]),
-            prefix=str(document["prefix"]),
-            distributions=[Installed.from_probe(item) for item in document["distributions"]],
-            marker_environment={str(k): str(v) for k, v in document["marker_environment"].items()},
-            activation=dict(document["activation"]),
-            server_extensions=[str(m) for m in document["server_extensions"]],
-            unreadable=[str(u) for u in document.get("unreadable", [])],
-        )
-    except (ValueError, TypeError, KeyError, AttributeError) as error:
-        raise InspectError(f"{python}: unexpected output: {error!r}") from None
-
-
-# --- requirements ------------------------------------------------------------------------
-Edge = tuple[str, frozenset[str]]  # (required distribution, extras it is required with)
-
-
-class Requirements:
-    """The requirement graph of an environment, with extras and markers (``packaging``).
-
-    ``edges(name, extra)`` are the requirements of distribution ``name`` that apply when it
-    is installed for ``extra`` (``""``: its own requirements, no extra), markers evaluated
-    against the target's marker environment with ``extra`` set. Only installed targets.
-    """
-
-    def __init__(self, installed: Sequence[Installed], environment: Mapping[str, str]) -> None:
-        self._environment = dict(environment)
-        self._installed = {d.distribution for d in installed}
-        self._parsed: dict[str, list[tuple[str, frozenset[str], Marker | None]]] = {}
-        self._cache: dict[tuple[str, str], list[Edge]] = {}
-        for dist in installed:
-            parsed: list[tuple[str, frozenset[str], Marker | None]] = []
-            for text in dist.requires:
-                try:
-                    requirement = Requirement(text)
-                except InvalidRequirement:
-                    # Unparseable: keep whatever it names, under every extra (when in doubt,
-                    # keep).
-                    name = text.split(";", 1)[0].strip()
-                    for stop in "[(<>=!~ ":
-                        name = name.split(stop, 1)[0]
-                    if name:
-                        parsed.append((normalize(name), frozenset(), None))
-                    continue
-                extras = frozenset(normalize(e) for e in requirement.extras)
-                parsed.append((normalize(requirement.name), extras, requirement.marker))
-            self._parsed[dist.distribution] = parsed
-
-    def _applies(self, marker: Marker | None, extra: str) -> bool:
-        if marker is None:
-            return True
-        try:
-            return marker.evaluate({**self._environment, "extra": extra})
-        except Exception:  # an unknown variable or a malformed value: keep it
-            return True
-
-    def edges(self, name: str, extra: str = "") -> list[Edge]:
-        key = (name, extra)
-        found = self._cache.get(key)
-        if found is None:
-            found = [
-                (target, extras)
-                for target, extras, marker in self._parsed.get(name, ())
-                if target in self._installed and self._applies(marker, extra)
-            ]
-            self._cache[key] = found
-        return found
-
-    def closure(self, roots: Iterable[str]) -> dict[str, set[str]]:
-        """Every distribution ``roots`` need, transitively, with who needs it (roots: ``{}``).
-
-        Extras requested on the way are followed: ``nbconvert`` -> ``bleach[css]`` adds
-        ``bleach``'s ``css`` requirements (``tinycss2``).
-        """
-        reached: dict[str, set[str]] = {}
-        todo: list[tuple[str, str, str | None]] = [
-            (r, "", None) for r in roots if r in self._installed
-        ]
-        seen: set[tuple[str, str]] = set()
-        while todo:
-            name, extra, parent = todo.pop()
-            parents = reached.setdefault(name, set())
-            if parent is not None and parent != name:
-                parents.add(parent)
-            if (name, extra) in seen:
-                continue
-            seen.add((name, extra))
-            for target, extras in self.edges(name, extra):
-                todo.append((target, "", name))
-                todo.extend((target, e, name) for e in extras)
-        return reached
 
 
 # --- counts --------------------------------------------------------------------------------
@@ -422,29 +172,10 @@ def _required_by(parents: set[str], what: str = "") -> str:
     return "required by " + ", ".join(sorted(parents)) + what
 
 
-def judge(
-    environment: Environment,
-    imports: Mapping[str, float],
-    *,
-    min_processes: int | None = None,
-    span: Window | None = None,
-    library_used: Mapping[str, float] | None = None,
-) -> list[Verdict]:
-    """A verdict per distribution of ``environment``, in ``VERDICTS`` order.
-
-    ``imports``: processes that imported each top-level name in the window (every count,
-    before the privacy threshold, which this function applies itself); ``library_used``:
-    processes per PEP 503 distribution name, where the reporter sent those. ``span`` is the
-    window, to tell whether ``install site`` was present for all of it.
-    """
+def _roots(environment: Environment, span: Window | None) -> dict[str, dict[str, str]]:
+    """``{verdict: {distribution: reason}}``: what each rule keeps by itself (not yet what
+    those distributions require, nor ``dependency``'s roots, which the counts give)."""
     installed = environment.distributions
-    threshold = max(1, min_processes or 1)
-    graph = Requirements(installed, environment.marker_environment)
-    by_name = {d.distribution: d for d in installed}
-    counts = {d.distribution: processes_of(d, imports, library_used) for d in installed}
-    used = {n for n, (c, _) in counts.items() if c >= threshold}
-    hidden = {n for n, (c, _) in counts.items() if 0 < c < threshold}
-
     extensions = set(environment.server_extensions)
     roots: dict[str, dict[str, str]] = {v: {} for v in VERDICTS}
     site = environment.site_covers(span)
@@ -473,9 +204,15 @@ def judge(
             roots["startup"][name] = (
                 "a .pth file runs its code at start-up, before the reporter can observe it"
             )
-    for name in used | hidden:
-        roots["dependency"][name] = ""
-    closures = {verdict: graph.closure(names) for verdict, names in roots.items() if names}
+    return roots
+
+
+def _required_by_map(
+    installed: Sequence[Installed],
+    graph: Requirements,
+    closures: Mapping[str, Mapping[str, set[str]]],
+) -> dict[str, set[str]]:
+    """``{distribution: the distributions that require it}``, directly or through a rule."""
     required_by: dict[str, set[str]] = {}
     for dist in installed:
         for target, _extras in graph.edges(dist.distribution):
@@ -483,35 +220,72 @@ def judge(
     for closure in closures.values():
         for name, parents in closure.items():
             required_by.setdefault(name, set()).update(parents)
+    return required_by
+
+
+def _verdict(  # noqa: PLR0917 - private, one caller
+    name: str,
+    used: set[str],
+    hidden: set[str],
+    threshold: int,
+    roots: Mapping[str, Mapping[str, str]],
+    closures: Mapping[str, Mapping[str, set[str]]],
+) -> tuple[str, str]:
+    """(verdict, reason) of one distribution: the first rule of ``VERDICTS`` that applies."""
+    if name in used:
+        return "used", "imported"
+    if name in hidden:
+        return "hidden", (
+            f"imported by fewer than {threshold} processes (privacy threshold):"
+            " kept, count not shown"
+        )
+    for candidate in VERDICTS[2:-1]:
+        closure = closures.get(candidate, {})
+        if name not in closure:
+            continue
+        root_reason = roots[candidate].get(name)
+        if root_reason:
+            return candidate, root_reason
+        parents = {p for p in closure[name] if p in closure}
+        return candidate, _required_by(parents, _kept_because(candidate))
+    return "unused", "not imported in the window; nothing kept needs it"
+
+
+def judge(
+    environment: Environment,
+    imports: Mapping[str, float],
+    *,
+    min_processes: int | None = None,
+    span: Window | None = None,
+    library_used: Mapping[str, float] | None = None,
+) -> list[Verdict]:
+    """A verdict per distribution of ``environment``, in ``VERDICTS`` order.
+
+    ``imports``: processes that imported each top-level name in the window (every count,
+    before the privacy threshold, which this function applies itself); ``library_used``:
+    processes per PEP 503 distribution name, where the reporter sent those. ``span`` is the
+    window, to tell whether ``install site`` was present for all of it.
+    """
+    installed = environment.distributions
+    threshold = max(1, min_processes or 1)
+    graph = Requirements(installed, environment.marker_environment)
+    by_name = {d.distribution: d for d in installed}
+    counts = {d.distribution: processes_of(d, imports, library_used) for d in installed}
+    used = {n for n, (c, _) in counts.items() if c >= threshold}
+    hidden = {n for n, (c, _) in counts.items() if 0 < c < threshold}
+
+    roots = _roots(environment, span)
+    for name in used | hidden:
+        roots["dependency"][name] = ""
+    closures = {verdict: graph.closure(names) for verdict, names in roots.items() if names}
+    required_by = _required_by_map(installed, graph, closures)
 
     verdicts: list[Verdict] = []
     for dist in installed:
         name = dist.distribution
         count, exact = counts[name]
-        processes: float | None = count
-        if name in used:
-            verdict, reason = "used", "imported"
-        elif name in hidden:
-            verdict = "hidden"
-            reason = (
-                f"imported by fewer than {threshold} processes (privacy threshold):"
-                " kept, count not shown"
-            )
-            processes = None
-        else:
-            verdict, reason = "unused", "not imported in the window; nothing kept needs it"
-            for candidate in VERDICTS[2:-1]:
-                closure = closures.get(candidate, {})
-                if name not in closure:
-                    continue
-                verdict = candidate
-                root_reason = roots[candidate].get(name)
-                if root_reason:
-                    reason = root_reason
-                else:
-                    parents = {p for p in closure[name] if p in closure}
-                    reason = _required_by(parents, _kept_because(candidate))
-                break
+        processes: float | None = None if name in hidden else count
+        verdict, reason = _verdict(name, used, hidden, threshold, roots, closures)
         verdicts.append(
             Verdict(
                 distribution=name,

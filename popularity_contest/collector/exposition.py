@@ -79,74 +79,85 @@ class PopconCollector(Collector):
         yield from self._health(self._stats())
 
     def _health(self, stats: Stats) -> Iterator[Metric]:
-        def counter(name: str, text: str, value: object) -> CounterMetricFamily:
-            return CounterMetricFamily(HEALTH_PREFIX + name, text, value=_number(value))
+        yield from _counters(stats)
+        yield from _gauges(stats)
 
-        yield counter("datagrams_received", "UDP datagrams received.", stats.get("datagrams"))
-        yield counter(
-            "datagrams_oversize",
-            "Datagrams dropped for being larger than the size limit.",
-            stats.get("oversize"),
+
+def _counter(name: str, text: str, value: object) -> CounterMetricFamily:
+    return CounterMetricFamily(HEALTH_PREFIX + name, text, value=_number(value))
+
+
+def _counters(stats: Stats) -> Iterator[Metric]:
+    """The collector's counters: datagrams, lines by outcome, flush errors."""
+    yield _counter("datagrams_received", "UDP datagrams received.", stats.get("datagrams"))
+    yield _counter(
+        "datagrams_oversize",
+        "Datagrams dropped for being larger than the size limit.",
+        stats.get("oversize"),
+    )
+    if stats.get("kernel_drops") is not None:
+        yield _counter(
+            "datagrams_dropped",
+            "Datagrams the kernel dropped because the receive buffer was full.",
+            stats.get("kernel_drops"),
         )
-        if stats.get("kernel_drops") is not None:
-            yield counter(
-                "datagrams_dropped",
-                "Datagrams the kernel dropped because the receive buffer was full.",
-                stats.get("kernel_drops"),
-            )
-        yield counter("lines_received", "statsd lines received.", stats.get("lines"))
-        yield counter("lines_stored", "Lines counted into a series.", stats.get("stored"))
-        refused = stats.get("refused")
-        refused = refused if isinstance(refused, Mapping) else {}
-        bad = CounterMetricFamily(
-            HEALTH_PREFIX + "lines_bad",
-            "Lines refused as malformed or unusable, by reason.",
-            labels=["reason"],
-        )
-        for key, value in sorted(refused.items()):
-            if key.startswith("bad:"):
-                bad.add_metric([key[4:]], _number(value))
-        yield bad
-        yield counter("lines_unmapped", "Lines no mapping rule matched.", refused.get("unmapped"))
-        yield counter(
-            "lines_dropped_by_rule",
-            "Lines a rule with action: drop matched.",
-            refused.get("dropped"),
-        )
-        yield counter(
-            "lines_ignored", "Lines that are not counters (ignored).", refused.get("ignored")
-        )
-        yield counter(
-            "series_overflow",
-            "Lines refused because they would create a series beyond the cap.",
-            refused.get("overflow"),
-        )
-        yield counter(
-            "flush_errors", "Flushes to the store that failed (retried).", stats.get("flush_errors")
-        )
-        yield GaugeMetricFamily(
-            HEALTH_PREFIX + "series", "Distinct series stored.", value=_number(stats.get("series"))
-        )
-        yield GaugeMetricFamily(
-            HEALTH_PREFIX + "series_limit",
-            "The series cap.",
-            value=_number(stats.get("series_limit")),
-        )
-        yield GaugeMetricFamily(
-            HEALTH_PREFIX + "series_full",
-            "1 when the series cap is reached: new series are refused (see prune).",
-            value=1.0 if stats.get("series_full") else 0.0,
-        )
-        yield GaugeMetricFamily(
-            HEALTH_PREFIX + "store_writable",
-            "1 when the last flush to the store succeeded, 0 while counts wait in memory.",
-            value=0.0 if stats.get("store_problem") else 1.0,
-        )
-        yield GaugeMetricFamily(
-            HEALTH_PREFIX + "pending_series",
-            "Series with counts received but not yet written to the store.",
-            value=_number(stats.get("pending_series")),
-        )
+    yield _counter("lines_received", "statsd lines received.", stats.get("lines"))
+    yield _counter("lines_stored", "Lines counted into a series.", stats.get("stored"))
+    refused = stats.get("refused")
+    refused = refused if isinstance(refused, Mapping) else {}
+    bad = CounterMetricFamily(
+        HEALTH_PREFIX + "lines_bad",
+        "Lines refused as malformed or unusable, by reason.",
+        labels=["reason"],
+    )
+    for key, value in sorted(refused.items()):
+        if key.startswith("bad:"):
+            bad.add_metric([key[4:]], _number(value))
+    yield bad
+    yield _counter("lines_unmapped", "Lines no mapping rule matched.", refused.get("unmapped"))
+    yield _counter(
+        "lines_dropped_by_rule",
+        "Lines a rule with action: drop matched.",
+        refused.get("dropped"),
+    )
+    yield _counter(
+        "lines_ignored", "Lines that are not counters (ignored).", refused.get("ignored")
+    )
+    yield _counter(
+        "series_overflow",
+        "Lines refused because they would create a series beyond the cap.",
+        refused.get("overflow"),
+    )
+    yield _counter(
+        "flush_errors", "Flushes to the store that failed (retried).", stats.get("flush_errors")
+    )
+
+
+def _gauges(stats: Stats) -> Iterator[Metric]:
+    """The collector's gauges: series stored and their cap, the store's health, pending."""
+    yield GaugeMetricFamily(
+        HEALTH_PREFIX + "series", "Distinct series stored.", value=_number(stats.get("series"))
+    )
+    yield GaugeMetricFamily(
+        HEALTH_PREFIX + "series_limit",
+        "The series cap.",
+        value=_number(stats.get("series_limit")),
+    )
+    yield GaugeMetricFamily(
+        HEALTH_PREFIX + "series_full",
+        "1 when the series cap is reached: new series are refused (see prune).",
+        value=1.0 if stats.get("series_full") else 0.0,
+    )
+    yield GaugeMetricFamily(
+        HEALTH_PREFIX + "store_writable",
+        "1 when the last flush to the store succeeded, 0 while counts wait in memory.",
+        value=0.0 if stats.get("store_problem") else 1.0,
+    )
+    yield GaugeMetricFamily(
+        HEALTH_PREFIX + "pending_series",
+        "Series with counts received but not yet written to the store.",
+        value=_number(stats.get("pending_series")),
+    )
 
 
 def _number(value: object) -> float:

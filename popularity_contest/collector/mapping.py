@@ -276,14 +276,7 @@ def _rule(index: int, entry: object, default_match_type: str, source: str) -> Ru
         raise MappingError(f"{where}: metric mapping didn't set a metric name")
     if not _NAME.match(name):
         raise MappingError(f"{where}: metric name {name!r} is not a valid Prometheus name")
-    labels = entry.get("labels") or {}
-    if not isinstance(labels, MappingABC):
-        raise MappingError(f"{where}: 'labels' must be a mapping of label name to value")
-    for key, value in labels.items():
-        if not isinstance(key, str) or not _LABEL_NAME.match(key):
-            raise MappingError(f"{where}: invalid label name {key!r}")
-        if not isinstance(value, str):
-            raise MappingError(f"{where}: label {key!r} must be a string (quote it)")
+    labels = _labels(entry.get("labels") or {}, where)
     scale = entry.get("scale")
     if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))):
         raise MappingError(f"{where}: 'scale' must be a number")
@@ -310,16 +303,36 @@ def _rule(index: int, entry: object, default_match_type: str, source: str) -> Ru
         help=help_text,
         scale=None if scale is None else float(scale),
     )
+    _compile(rule, where)
+    return rule
+
+
+def _labels(labels: object, where: str) -> dict[str, str]:
+    """A rule's ``labels``, checked: valid Prometheus label names, string values."""
+    if not isinstance(labels, MappingABC):
+        raise MappingError(f"{where}: 'labels' must be a mapping of label name to value")
+    for key, value in labels.items():
+        if not isinstance(key, str) or not _LABEL_NAME.match(key):
+            raise MappingError(f"{where}: invalid label name {key!r}")
+        if not isinstance(value, str):
+            raise MappingError(f"{where}: label {key!r} must be a string (quote it)")
+    return dict(labels)
+
+
+def _compile(rule: Rule, where: str) -> None:
+    """Prepare ``rule``'s matcher: glob components and templates, or a compiled regex."""
+    match, name = rule.match, rule.name
     if rule.match_type == "glob":
         if not _GLOB_MATCH.match(match):
             raise MappingError(f"{where}: invalid glob (components of [A-Za-z0-9_-] or '*')")
         rule.components = tuple(None if part == "*" else part for part in match.split("."))
         captures = rule.components.count(None)
         rule.name_parts = _glob_template(name, captures)
-        rule.label_parts = {key: _glob_template(value, captures) for key, value in labels.items()}
+        rule.label_parts = {
+            key: _glob_template(value, captures) for key, value in rule.labels.items()
+        }
     else:
         try:
             rule.regex = re.compile(match)
         except re.error as error:
             raise MappingError(f"{where}: invalid regex: {error}") from None
-    return rule

@@ -13,7 +13,8 @@ interval, while ``/healthz`` answers 503 naming the problem, the log says so (wh
 once a minute while it lasts, and when it ends) and ``popcon_collector_store_writable`` is 0.
 A deleted store is never recreated empty behind the operator's back.
 
-Threads: one receives datagrams (blocking ``recv_into``, a large ``SO_RCVBUF``) and feeds
+Threads: one receives datagrams (``collector.receiver``: blocking ``recv_into``, a large
+``SO_RCVBUF``) and feeds
 ``Ingest`` (measured: see benchmarks/); one runs tornado's event loop for HTTP
 (``collector.web.app``), which hands store reads to a few query threads; the main thread
 flushes. One line per
@@ -25,9 +26,7 @@ addresses are never looked at, logged or stored.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
-import os
 import signal
 import socket
 import sys
@@ -39,6 +38,14 @@ from typing import Any
 from popularity_contest.collector.exposition import PopconCollector, registry_for
 from popularity_contest.collector.ingest import Ingest
 from popularity_contest.collector.mapping import Mapper, MappingError
+from popularity_contest.collector.receiver import (
+    Receiver,
+    bind_problem,
+    bind_udp,
+    family,
+    format_address,
+    kernel_drops,
+)
 from popularity_contest.collector.settings import SERVE_HTTP, SERVE_STATSD, Config, ConfigError
 from popularity_contest.collector.store import SeriesKey, Store, StoreError
 from popularity_contest.collector.web import app as web
@@ -50,64 +57,6 @@ log = logging.getLogger("popularity_contest.serve")
 ROLL_UP_EVERY = 3600.0
 HTTP_BACKLOG = 1024  # connections the kernel queues before the event loop accepts them
 REPEAT_STORE_PROBLEM = 60.0  # seconds between log lines about the same store problem
-
-
-def _format_address(address: tuple[str, int]) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-#: Linux's ``SO_RCVBUFFORCE`` (asm-generic/socket.h), which CPython's socket module lacks.
-LINUX_SO_RCVBUFFORCE = 33
-
-
-def rcvbufforce_option() -> int | None:
-    """The socket option that sets a receive buffer above ``net.core.rmem_max``, or None.
-
-    Linux only (root or CAP_NET_ADMIN); CPython does not export it, hence the constant.
-    """
-    found = getattr(socket, "SO_RCVBUFFORCE", None)
-    if found is not None:
-        return int(found)
-    return LINUX_SO_RCVBUFFORCE if sys.platform.startswith("linux") else None
-
-
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-
-def _bind_problem(
-    error: OSError, address: tuple[str, int], what: str, flag: str, variable: str
-) -> str:
-    """One line naming the address, the problem and the flag and variable that change it."""
-    where = _format_address(address)
-    if error.errno == errno.EADDRINUSE:
-        problem = f"the {what} address {where} is already in use"
-        if what.startswith("statsd"):
-            problem += (
-                " (another collector, statsd_exporter, or an agent such as netdata or Datadog's,"
-                " which also default to UDP 8125?)"
-            )
-    elif error.errno == errno.EACCES:
-        problem = f"not allowed to listen on the {what} address {where} (ports below 1024?)"
-    else:
-        problem = f"cannot listen on the {what} address {where}: {error.strerror or error}"
-    return f"{problem}; choose another with {flag} HOST:PORT or {variable}"
-
-
-def kernel_drops(sock: socket.socket) -> int | None:
-    """Datagrams the kernel dropped for this socket (Linux ``/proc/net/udp``), else None."""
-    try:
-        inode = str(os.fstat(sock.fileno()).st_ino)
-        table = "/proc/net/udp6" if sock.family == socket.AF_INET6 else "/proc/net/udp"
-        with open(table, encoding="ascii") as lines:
-            for line in lines:
-                fields = line.split()
-                if len(fields) > 12 and fields[9] == inode:
-                    return int(fields[12])
-    except (OSError, ValueError):
-        return None
-    return None
 
 
 class Server:
@@ -123,10 +72,9 @@ class Server:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._context: web.Context | None = None
         self._threads: list[threading.Thread] = []
-        self._receiving = False
+        self.receiver: Receiver | None = None
         self._flush_lock = threading.Lock()
         self._flush_errors = 0
-        self._receive_error: str | None = None
         self._store_problem: str | None = None
         self._store_problem_logged = 0.0
         self._signal: str | None = None
@@ -153,6 +101,40 @@ class Server:
         for note in config.notes:
             log.warning("%s", note)
         log.info("mapping: %d rules from %s", len(mapper.rules), mapper.source)
+        known = self._open_store()
+        self.ingest = Ingest(
+            mapper, max_series=config.max_series, known=known, max_datagram=config.max_datagram
+        )
+        self.udp = (
+            bind_udp(config.statsd, config.rcvbuf, SERVE_STATSD)
+            if config.statsd is not None
+            else None
+        )
+        hub = config.hub
+        self._context = self._web_context(mapper)
+        prefix = (hub or {}).get("JUPYTERHUB_SERVICE_PREFIX", "/")
+        application = web.make_app(self._context, prefix)
+        web.prepare_logging()
+        self.http_sockets = self._bind_http()
+        if self.udp is not None:
+            self.receiver = Receiver(self.udp, self.ingest)
+            self.receiver.start()
+        else:
+            log.info("--no-statsd: nothing is received; page, API and /metrics read the store")
+        ready = threading.Event()
+        self._start(
+            lambda: self._serve_http(application, xheaders=hub is not None, ready=ready), "http"
+        )
+        ready.wait(10)
+        log.info(
+            "listening statsd=%s http=%s",
+            format_address(self.udp.getsockname()) if self.udp is not None else "off",
+            format_address(self.http_sockets[0].getsockname()),
+        )
+
+    def _open_store(self) -> list[SeriesKey]:
+        """Open the store, roll hourly buckets up, log what it holds; return its series."""
+        config = self.config
         store = self.store = Store.open(config.db)
         known = store.series_keys()
         try:
@@ -167,12 +149,14 @@ class Server:
             len(known),
             f", rolled up {removed} hourly buckets" if removed else "",
         )
-        self.ingest = Ingest(
-            mapper, max_series=config.max_series, known=known, max_datagram=config.max_datagram
-        )
-        self.udp = self._bind_udp() if config.statsd is not None else None
+        return known
+
+    def _web_context(self, mapper: Mapper) -> web.Context:
+        """What the HTTP side serves: the API over the store and registry, the hub login."""
+        config, store = self.config, self.store
+        if store is None:
+            raise RuntimeError("the web side before the store")
         registry = registry_for(PopconCollector(self.series, self.stats, mapper.help))
-        hub = config.hub
         api = Api(
             store,
             registry,
@@ -181,14 +165,14 @@ class Server:
             min_processes=config.min_processes,
         )
         hub_auth = None
-        if hub is not None:
-            hub_auth = hubauth.make_hub_oauth(hub)
+        if config.hub is not None:
+            hub_auth = hubauth.make_hub_oauth(config.hub)
             log.info(
                 "JupyterHub service: page and API need a hub login with %s; /healthz%s open",
                 ", ".join(sorted(hub_auth.access_scopes)),
                 "" if config.metrics_auth else " and /metrics",
             )
-        self._context = web.Context(
+        return web.Context(
             api,
             environment=config.environment,
             min_processes=config.min_processes,
@@ -196,35 +180,16 @@ class Server:
             hub_auth=hub_auth,
             metrics_auth=config.metrics_auth,
         )
-        prefix = (hub or {}).get("JUPYTERHUB_SERVICE_PREFIX", "/")
-        application = web.make_app(self._context, prefix)
-        web.prepare_logging()
-        self.http_sockets = self._bind_http()
-        if self.udp is not None:
-            self._receiving = True
-            self._start(self._receive, "statsd")
-        else:
-            log.info("--no-statsd: nothing is received; page, API and /metrics read the store")
-        ready = threading.Event()
-        self._start(
-            lambda: self._serve_http(application, xheaders=hub is not None, ready=ready), "http"
-        )
-        ready.wait(10)
-        log.info(
-            "listening statsd=%s http=%s",
-            _format_address(self.udp.getsockname()) if self.udp is not None else "off",
-            _format_address(self.http_sockets[0].getsockname()),
-        )
 
     def _bind_http(self) -> list[socket.socket]:
         from tornado.netutil import bind_sockets
 
         host, port = self.config.http
         try:
-            return bind_sockets(port, host, family=_family(host), backlog=HTTP_BACKLOG)
+            return bind_sockets(port, host, family=family(host), backlog=HTTP_BACKLOG)
         except OSError as error:
             raise OSError(
-                _bind_problem(error, self.config.http, "HTTP", "--http", SERVE_HTTP)
+                bind_problem(error, self.config.http, "HTTP", "--http", SERVE_HTTP)
             ) from None
 
     def _serve_http(self, application: Any, *, xheaders: bool, ready: threading.Event) -> None:
@@ -269,40 +234,6 @@ class Server:
         if self._context is not None:
             self._context.executor.shutdown(wait=False, cancel_futures=True)
 
-    def _bind_udp(self) -> socket.socket:
-        if self.config.statsd is None:
-            raise RuntimeError("--no-statsd")
-        host, port = self.config.statsd
-        sock = socket.socket(_family(host), socket.SOCK_DGRAM)
-        wanted = self.config.rcvbuf
-        # SO_RCVBUFFORCE (root or CAP_NET_ADMIN) may exceed net.core.rmem_max; else clamp.
-        force = rcvbufforce_option()
-        try:
-            if force is None:
-                raise PermissionError
-            sock.setsockopt(socket.SOL_SOCKET, force, wanted)
-        except OSError:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
-        try:
-            sock.bind((host, port))
-        except OSError as error:
-            sock.close()
-            raise OSError(
-                _bind_problem(error, (host, port), "statsd (UDP)", "--statsd", SERVE_STATSD)
-            ) from None
-        # Linux reports twice the size granted (it counts its bookkeeping).
-        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
-        if granted < wanted:
-            log.warning(
-                "statsd receive buffer: %d bytes, not the %d asked for (raise "
-                "net.core.rmem_max to absorb longer bursts)",
-                granted,
-                wanted,
-            )
-        else:
-            log.info("statsd receive buffer: %d bytes", granted)
-        return sock
-
     def _start(self, target: object, name: str) -> None:
         thread = threading.Thread(target=target, name=f"popcon-{name}", daemon=True)  # type: ignore[arg-type]
         thread.start()
@@ -330,7 +261,8 @@ class Server:
     def shutdown(self) -> int:
         """Stop, flush, close; return how many series had counts that could not be written."""
         log.info("stopping%s", f" on {self._signal}" if self._signal else "")
-        self._stop_receiving()
+        if self.receiver is not None:
+            self.receiver.stop()
         self._stop_http()
         self.flush()
         unwritten = 0
@@ -368,56 +300,6 @@ class Server:
             except StoreError as error:
                 log.error("%s", error)  # noqa: TRY400 - one clear line
             self.store = None
-
-    # --- receiving ---------------------------------------------------------------------
-    def _receive(self) -> None:
-        sock, ingest = self.udp, self.ingest
-        if sock is None or ingest is None:
-            raise RuntimeError("receiving before startup")
-        size = ingest.max_datagram + 1  # one more byte tells an oversize datagram apart
-        buffer = bytearray(size)
-        view = memoryview(buffer)
-        recv_into = sock.recv_into
-        feed = ingest.feed
-        try:
-            while self._receiving:
-                count = recv_into(buffer, size)
-                if count:
-                    feed(bytes(view[:count]))
-            # Shutting down: take what the kernel already accepted, then stop.
-            sock.setblocking(False)
-            while True:
-                try:
-                    count = recv_into(buffer, size)
-                except BlockingIOError:
-                    break
-                if count:
-                    feed(bytes(view[:count]))
-        except OSError as error:
-            if self._receiving:
-                self._receive_error = f"statsd socket: {error}"
-                log.error("statsd receiver stopped: %s", error)  # noqa: TRY400
-        except Exception:
-            # A bug must not leave a collector that looks healthy but counts nothing.
-            self._receive_error = "statsd receiver crashed (see log)"
-            log.exception("statsd receiver crashed")
-
-    def _stop_receiving(self) -> None:
-        if not self._receiving or self.udp is None:
-            return
-        self._receiving = False
-        # Wake the blocking recv with an empty datagram to ourselves.
-        host, port = self.udp.getsockname()[:2]
-        if host in ("0.0.0.0", "::"):
-            host = "127.0.0.1" if host == "0.0.0.0" else "::1"
-        try:
-            with socket.socket(self.udp.family, socket.SOCK_DGRAM) as waker:
-                waker.sendto(b"", (host, port))
-        except OSError:
-            pass
-        for thread in self._threads:
-            if thread.name == "popcon-statsd":
-                thread.join(timeout=5)
 
     # --- flushing and reading ----------------------------------------------------------
     def flush(self) -> None:
@@ -498,7 +380,8 @@ class Server:
 
     def problem(self) -> str | None:
         """What makes the collector unhealthy (for ``/healthz``), or None."""
-        return self._receive_error or self._store_problem
+        receive_error = self.receiver.error if self.receiver is not None else None
+        return receive_error or self._store_problem
 
     def _roll_up(self) -> None:
         if self.store is None:

@@ -35,19 +35,26 @@ with the file name in its message.
 from __future__ import annotations
 
 import fnmatch
-import functools
 import json
-import os
 import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from pathlib import Path
 
-from popularity_contest.errors import PopconError
+from popularity_contest.collector.series import (  # re-exported: part of the Store API
+    AGGREGATES,
+    DAY,
+    HOUR,
+    Count,
+    SeriesKey,
+    Total,
+    labels_of,
+    labels_text,
+    period_start,
+    series_key,
+    to_timestamp,
+)
+from popularity_contest.collector.sqlitedb import SqliteDb, StoreError
 from popularity_contest.names import (  # re-exported: part of the Store API
     IMPORTED_PACKAGE,
     LIBRARY_USED,
@@ -55,11 +62,10 @@ from popularity_contest.names import (  # re-exported: part of the Store API
     USER_IMPORTED_PACKAGE,
 )
 
-HOUR = 3600
-DAY = 86400
-AGGREGATES = ("hour", "day", "week", "month", "quarter", "year")
 __all__ = [
     "AGGREGATES",
+    "DAY",
+    "HOUR",
     "IMPORTED_PACKAGE",
     "LIBRARY_USED",
     "PROCESSES_REPORTED",
@@ -69,11 +75,12 @@ __all__ = [
     "Store",
     "StoreError",
     "Total",
+    "labels_of",
+    "period_start",
+    "series_key",
+    "to_timestamp",
 ]
 
-
-#: A series as the collector keys it: (name, ((label, value), ...) sorted by label).
-SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
 
 MIGRATIONS: list[str] = [
     # 1: series with all-time totals; hourly/daily buckets.
@@ -116,233 +123,19 @@ MIGRATIONS: list[str] = [
         SELECT start - start % 86400, series_id, SUM(value) FROM bucket GROUP BY 1, 2;
     """,
 ]
-#: A read that takes longer is interrupted (``StoreError``): narrow the question.
-QUERY_SECONDS = 10.0
 
 
-#: Modes of what ``Store.open`` creates: only the collector's user reads raw counts.
-PRIVATE_DIRECTORY = 0o700
-PRIVATE_FILE = 0o600
+class Store(SqliteDb):
+    """The counts store over ``SqliteDb`` (thread-safe: one connection behind a lock)."""
 
-
-class StoreError(PopconError):
-    """A storage problem; the message starts with the database file's name."""
-
-
-@dataclass(frozen=True)
-class Count:
-    period: datetime  # start of the period, UTC
-    name: str
-    labels: dict[str, str]
-    value: float
-
-
-@dataclass(frozen=True)
-class Total:
-    name: str
-    labels: dict[str, str]
-    value: float
-
-
-def series_key(name: str, labels: Mapping[str, str]) -> SeriesKey:
-    return (name, tuple(sorted(labels.items())))
-
-
-@functools.lru_cache(maxsize=4096)
-def _parsed(labels_json: str) -> tuple[tuple[str, str], ...]:
-    return tuple(json.loads(labels_json).items())
-
-
-def labels_of(labels_json: str) -> dict[str, str]:
-    """The labels stored as JSON, as a new dict (parsed once per distinct text)."""
-    return dict(_parsed(labels_json))
-
-
-def _labels_json(labels: tuple[tuple[str, str], ...]) -> str:
-    return json.dumps(dict(labels), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def to_timestamp(moment: datetime | float) -> float:
-    """Unix seconds of a datetime (naive means UTC) or of a number."""
-    if isinstance(moment, datetime):
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return moment.timestamp()
-    return float(moment)
-
-
-def period_start(timestamp: int, aggregate: str) -> int:
-    """Start (Unix seconds, UTC) of the hour/day/week/month/quarter/year holding ``timestamp``."""
-    if aggregate == "hour":
-        return timestamp - timestamp % HOUR
-    day = timestamp - timestamp % DAY
-    if aggregate == "day":
-        return day
-    if aggregate == "week":  # ISO weeks start on Monday; 1970-01-01 was a Thursday
-        return day - ((day // DAY + 3) % 7) * DAY
-    moment = datetime.fromtimestamp(day, timezone.utc)
-    if aggregate == "month":
-        first = moment.replace(day=1)
-    elif aggregate == "quarter":
-        first = moment.replace(day=1, month=(moment.month - 1) // 3 * 3 + 1)
-    elif aggregate == "year":
-        first = moment.replace(day=1, month=1)
-    else:
-        raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}")
-    return int(first.timestamp())
-
-
-class Store:
-    """A SQLite store; thread-safe (one connection behind a lock)."""
+    migrations = MIGRATIONS
 
     def __init__(self, connection: sqlite3.Connection, path: str) -> None:
-        self._db = connection
-        self.path = path
-        self._lock = threading.Lock()
+        super().__init__(connection, path)
         self._ids: dict[SeriesKey, int] = {}
-        #: (device, inode) of the file opened: a store deleted or replaced underneath a running
-        #: collector is detected (SQLite would go on writing to the unlinked file).
-        self._identity: tuple[int, int] | None = None
-        self._data_version = 0
-        #: Write transactions committed through this object (answer caches key on it).
-        self.writes = 0
 
-    # --- opening and closing -----------------------------------------------------------
-    @classmethod
-    def open(cls, path: str | Path, *, create: bool = True) -> Store:
-        """Open (and create or migrate) the store at ``path``.
-
-        Private by default: a directory it creates is 0700 (only its last component; an
-        existing one is left alone) and a file it creates is 0600, and SQLite gives the
-        ``-wal``/``-shm`` files the database file's mode, so other users of a shared machine
-        cannot read raw counts below the privacy threshold. ``chmod`` widens it on purpose.
-        """
-        name = str(path)
-        if not create and not Path(name).exists():
-            raise StoreError(f"{name}: no such store (has `popularity-contest serve` run?)")
-        try:
-            if create:
-                Path(name).parent.mkdir(mode=PRIVATE_DIRECTORY, parents=True, exist_ok=True)
-                # An empty file is an empty SQLite database; created here with our mode
-                # (O_EXCL: a file that exists keeps its mode and content).
-                try:
-                    os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE))
-                except FileExistsError:
-                    pass
-            connection = sqlite3.connect(name, check_same_thread=False, isolation_level=None)
-        except (OSError, sqlite3.Error) as error:
-            raise StoreError(f"{name}: {error}") from None
-        store = cls(connection, name)
-        try:
-            store._setup()
-            info = os.stat(name)
-            store._identity = (info.st_dev, info.st_ino)
-            store._data_version = store._read_data_version()
-        except sqlite3.Error as error:
-            connection.close()
-            raise StoreError(f"{name}: {error}") from None
-        except StoreError:
-            connection.close()
-            raise
-        except OSError as error:
-            connection.close()
-            raise StoreError(f"{name}: {error}") from None
-        return store
-
-    def file_problem(self) -> str | None:
-        """Why the file opened is no longer the file at ``path`` (deleted, replaced), or None."""
-        if self._identity is None:
-            return None
-        try:
-            info = os.stat(self.path)
-        except FileNotFoundError:
-            return f"{self.path}: the store file was deleted while in use (restart to start anew)"
-        except OSError as error:
-            return f"{self.path}: {error}"
-        if (info.st_dev, info.st_ino) != self._identity:
-            return f"{self.path}: the store file was replaced while in use (restart to use it)"
-        return None
-
-    def reconnect(self) -> None:
-        """Open the same file anew (a connection SQLite opened read-only stays so even once
-        the file is writable again); refuses when the file is gone or was replaced."""
-        problem = self.file_problem()
-        if problem is not None:
-            raise StoreError(problem)
-        fresh = Store.open(self.path, create=False)
-        if fresh._identity != self._identity:
-            fresh.close()
-            raise StoreError(f"{self.path}: the store file was replaced while in use")
-        with self._lock:
-            old, self._db = self._db, fresh._db
-            self._ids.clear()
-            self._data_version = fresh._data_version
-        try:
-            old.close()
-        except sqlite3.Error:
-            pass
-
-    def probe_write(self) -> None:
-        """One tiny write transaction: raises ``StoreError`` while the store is not writable."""
-        problem = self.file_problem()
-        if problem is not None:
-            raise StoreError(problem)
-        with self._transaction() as db:
-            db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
-
-    def _read_data_version(self) -> int:
-        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
-
-    def changed_elsewhere(self) -> bool:
-        """True once another connection (``prune``) committed since the last call."""
-        with self._lock:
-            try:
-                version = self._read_data_version()
-            except sqlite3.Error as error:
-                raise self._fail(error) from None
-            changed = version != self._data_version
-            self._data_version = version
-            if changed:
-                self.writes += 1
-                self._ids.clear()  # ids of series removed elsewhere must not be reused
-        return changed
-
-    def _setup(self) -> None:
-        db = self._db
-        db.execute("PRAGMA busy_timeout = 5000")
-        db.execute("PRAGMA journal_mode = WAL")
-        # In WAL mode NORMAL survives a killed process; only power loss can drop the last
-        # commits, which is the trade every time-series store makes.
-        db.execute("PRAGMA synchronous = NORMAL")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                f"{self.path}: schema version {version} is newer than this popularity-contest"
-                f" understands ({len(MIGRATIONS)}); upgrade popularity-contest"
-            )
-        for number in range(version, len(MIGRATIONS)):
-            db.execute("BEGIN IMMEDIATE")
-            for statement in MIGRATIONS[number].split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version = {number + 1}")
-            db.execute("COMMIT")
-
-    def close(self) -> None:
-        with self._lock:
-            try:
-                self._db.close()
-            except sqlite3.Error as error:
-                raise StoreError(f"{self.path}: {error}") from None
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _fail(self, error: sqlite3.Error) -> StoreError:
-        return StoreError(f"{self.path}: {error}")
+    def _forget(self) -> None:
+        self._ids.clear()  # series ids cached from a connection or transaction now gone
 
     # --- writing -----------------------------------------------------------------------
     def series_keys(self) -> list[SeriesKey]:
@@ -442,32 +235,9 @@ class Store:
                 (source, day),
             )
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction under the lock: committed, or rolled back on any error.
-
-        A ``sqlite3`` error comes out as ``StoreError`` naming the file.
-        """
-        with self._lock:
-            db = self._db
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield db
-                    db.execute("COMMIT")
-                    self.writes += 1
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as error:
-                # Series ids created in a rolled-back transaction no longer exist.
-                self._ids.clear()
-                raise self._fail(error) from None
-
     def _create_series(self, key: SeriesKey) -> int:
         name, labels = key
-        labels_json = _labels_json(labels)
+        labels_json = labels_text(labels)
         namespace = dict(labels).get("namespace", "")
         self._db.execute(
             "INSERT INTO series (name, labels, namespace) VALUES (?, ?, ?)"
@@ -537,26 +307,6 @@ class Store:
         return [total for _, total in doomed]
 
     # --- reading -----------------------------------------------------------------------
-    def _query(self, sql: str, parameters: Iterable[object] = ()) -> list[tuple[object, ...]]:
-        with self._lock:
-            deadline = time.monotonic() + QUERY_SECONDS
-            try:
-                self._db.set_progress_handler(lambda: time.monotonic() > deadline, 100_000)
-                return self._db.execute(sql, tuple(parameters)).fetchall()
-            except sqlite3.OperationalError as error:
-                if "interrupted" in str(error):
-                    raise StoreError(
-                        f"{self.path}: the query took more than {QUERY_SECONDS:g} s: narrow it"
-                    ) from None
-                raise self._fail(error) from None
-            except sqlite3.Error as error:
-                raise self._fail(error) from None
-            finally:
-                try:
-                    self._db.set_progress_handler(None, 0)
-                except sqlite3.Error:
-                    pass
-
     def series_count(self, namespace: str | None = None, metric: str | None = None) -> int:
         """How many series of ``metric`` (any when None) in ``namespace`` (any when None)."""
         clauses, parameters = ["1"], []
@@ -609,7 +359,7 @@ class Store:
             parameters.append(namespace)
         if only is not None:
             series.append("labels IN (SELECT value FROM json_each(?))")
-            parameters.append(json.dumps([_labels_json(tuple(sorted(x.items()))) for x in only]))
+            parameters.append(json.dumps([labels_text(tuple(sorted(x.items()))) for x in only]))
         chosen = f"SELECT id FROM series WHERE {' AND '.join(series)}"  # noqa: S608 - constant clauses
         whole_first = -(-first // DAY) * DAY
         whole_last = last - last % DAY

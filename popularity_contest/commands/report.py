@@ -60,53 +60,30 @@ def render(
     unattributed: Sequence[str] = (),
 ) -> str:
     """``rows`` in ``fmt``; ``shown_before_limit``: rows there were before ``--limit``."""
-    total = number(sum(processes.values()))
-    dicts = [row.as_dict() for row in rows]
-    grouping = (["hub"] if by_namespace else []) + (["distribution"] if by_distribution else [])
     if fmt == "json":
-        document: dict[str, object] = {
-            "window": {"start": iso(span.start), "end": iso(span.end)},
-            "hub": hub,
-            "min_processes": min_processes,
-            "rank": ranked_by,
-            "by": grouping,
-            "processes": total,
-            "processes_per_hub": {ns: number(n) for ns, n in sorted(processes.items())},
-        }
-        if by_distribution:
-            document["python"] = python
-            document["unattributed"] = list(unattributed)
-        document["rows"] = dicts
-        return json.dumps(document, indent=1, ensure_ascii=False)
-    name = "distribution" if by_distribution else "package"
-    if fmt == "csv":
-        for d, row in zip(dicts, rows, strict=True):
-            if by_distribution:
-                d["packages"] = " ".join(row.packages or ())
-            d["processes"] = (
-                number(processes.get(row.namespace or "", 0.0)) if by_namespace else total
-            )
-            d["window_start"] = iso(span.start)
-            d["window_end"] = iso(span.end)
-        columns = (["hub"] if by_namespace else []) + [name]
-        if by_distribution:
-            columns += ["provided", "packages", "count", "count_exact", "direct", "direct_exact"]
-        else:
-            columns += ["count", "direct"]
-        extra = ["share", "processes", "window_start", "window_end"]
-        return to_csv(dicts, [*columns, *extra]).rstrip("\n")
-    lines = [
-        terminal_text(  # hub names came off the wire
-            f"{iso(span.start)} .. {iso(span.end)}: {total} processes reported"
-            + (
-                "; "
-                + ", ".join(f"{ns or NO_HUB} {number(n)}" for ns, n in sorted(processes.items()))
-                if by_namespace and processes
-                else ""
-            )
+        return _json(
+            rows,
+            by_namespace=by_namespace,
+            span=span,
+            processes=processes,
+            min_processes=min_processes,
+            hub=hub,
+            ranked_by=ranked_by,
+            by_distribution=by_distribution,
+            python=python,
+            unattributed=unattributed,
         )
-    ]
+    if fmt == "csv":
+        return _csv(
+            rows,
+            by_namespace=by_namespace,
+            by_distribution=by_distribution,
+            span=span,
+            processes=processes,
+        )
+    lines = [_text_heading(span, processes, by_namespace=by_namespace)]
     available = len(rows) if shown_before_limit is None else shown_before_limit
+    name = "distribution" if by_distribution else "package"
     if not rows:
         if available:
             lines.append(f"{available} {name} rows; --limit 0 shows none")
@@ -115,6 +92,95 @@ def render(
         else:
             lines.append(f"no {name} reported in this window")
         return "\n".join(lines)
+    lines.append(
+        _text_table(
+            rows,
+            by_namespace=by_namespace,
+            by_distribution=by_distribution,
+            min_processes=min_processes,
+        )
+    )
+    if available > len(rows):
+        lines.append(f"({available - len(rows)} more rows; raise --limit to see them)")
+    lines.extend(notes(rows, min_processes=min_processes, ranked_by=ranked_by, python=python))
+    return "\n".join(lines)
+
+
+def _json(
+    rows: Sequence[Row],
+    *,
+    by_namespace: bool,
+    span: Window,
+    processes: Mapping[str, float],
+    min_processes: int | None,
+    hub: str | None,
+    ranked_by: str,
+    by_distribution: bool,
+    python: str | None,
+    unattributed: Sequence[str],
+) -> str:
+    """``--format json``: one object with the question asked, the processes and the rows."""
+    grouping = (["hub"] if by_namespace else []) + (["distribution"] if by_distribution else [])
+    document: dict[str, object] = {
+        "window": {"start": iso(span.start), "end": iso(span.end)},
+        "hub": hub,
+        "min_processes": min_processes,
+        "rank": ranked_by,
+        "by": grouping,
+        "processes": number(sum(processes.values())),
+        "processes_per_hub": {ns: number(n) for ns, n in sorted(processes.items())},
+    }
+    if by_distribution:
+        document["python"] = python
+        document["unattributed"] = list(unattributed)
+    document["rows"] = [row.as_dict() for row in rows]
+    return json.dumps(document, indent=1, ensure_ascii=False)
+
+
+def _csv(
+    rows: Sequence[Row],
+    *,
+    by_namespace: bool,
+    by_distribution: bool,
+    span: Window,
+    processes: Mapping[str, float],
+) -> str:
+    """``--format csv``: one line per row, with the window and the processes it counts."""
+    total = number(sum(processes.values()))
+    dicts = [row.as_dict() for row in rows]
+    for d, row in zip(dicts, rows, strict=True):
+        if by_distribution:
+            d["packages"] = " ".join(row.packages or ())
+        d["processes"] = number(processes.get(row.namespace or "", 0.0)) if by_namespace else total
+        d["window_start"] = iso(span.start)
+        d["window_end"] = iso(span.end)
+    columns = (["hub"] if by_namespace else []) + ["distribution" if by_distribution else "package"]
+    if by_distribution:
+        columns += ["provided", "packages", "count", "count_exact", "direct", "direct_exact"]
+    else:
+        columns += ["count", "direct"]
+    extra = ["share", "processes", "window_start", "window_end"]
+    return to_csv(dicts, [*columns, *extra]).rstrip("\n")
+
+
+def _text_heading(span: Window, processes: Mapping[str, float], *, by_namespace: bool) -> str:
+    """The window and the processes reported (per hub with ``--by hub``)."""
+    total = number(sum(processes.values()))
+    return terminal_text(  # hub names came off the wire
+        f"{iso(span.start)} .. {iso(span.end)}: {total} processes reported"
+        + (
+            "; " + ", ".join(f"{ns or NO_HUB} {number(n)}" for ns, n in sorted(processes.items()))
+            if by_namespace and processes
+            else ""
+        )
+    )
+
+
+def _text_table(
+    rows: Sequence[Row], *, by_namespace: bool, by_distribution: bool, min_processes: int | None
+) -> str:
+    """The rows as a text table (counts, direct imports and shares right-aligned)."""
+    name = "distribution" if by_distribution else "package"
     headers = (["hub"] if by_namespace else []) + [name, "processes", "direct", "share"]
     if by_distribution:
         headers.append("packages")
@@ -131,11 +197,7 @@ def render(
             cell.append(" ".join(row.packages or ()) if row.provided else "-")
         cells.append(cell)
     offset = 1 if by_namespace else 0
-    lines.append(table(headers, cells, {offset + 1, offset + 2, offset + 3}))
-    if available > len(rows):
-        lines.append(f"({available - len(rows)} more rows; raise --limit to see them)")
-    lines.extend(notes(rows, min_processes=min_processes, ranked_by=ranked_by, python=python))
-    return "\n".join(lines)
+    return table(headers, cells, {offset + 1, offset + 2, offset + 3})
 
 
 def notes(
@@ -165,12 +227,7 @@ def notes(
 
 def run(args: argparse.Namespace) -> int:
     """The ``report`` subcommand."""
-    try:
-        span = window(args.since, args.start, args.end)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    if args.min_processes is not None and args.min_processes < 1:
-        raise UsageError("--min-processes must be at least 1")
+    span = asked_window(args)
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must be 0 or more")
     grouping = set(args.by or ())
@@ -179,21 +236,13 @@ def run(args: argparse.Namespace) -> int:
     python: str | None = None
     installed = None
     if by_distribution:
-        from popularity_contest.answers.unused import inspect, interpreter
+        from popularity_contest.answers.environment import inspect, interpreter
 
         python = interpreter(args.python, args.prefix)
         installed = inspect(python).distributions
     elif args.python or args.prefix:
         raise UsageError("--python and --prefix name the environment for --by distribution")
-    source = open_source(args.db, args.prometheus)
-    try:
-        require_hub(source, span, args.hub)
-        packages = source.packages(span, args.hub)
-        direct = source.direct(span, args.hub)
-        processes = source.processes(span, args.hub)
-        library_used = source.distributions(span, args.hub) if by_distribution else {}
-    finally:
-        source.close()
+    packages, direct, processes, library_used = _read(args, span, by_distribution=by_distribution)
     unattributed: list[str] = []
     if installed is not None:
         from popularity_contest.answers import distributions
@@ -232,3 +281,36 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _read(
+    args: argparse.Namespace, span: Window, *, by_distribution: bool
+) -> tuple[
+    dict[tuple[str, str], float],
+    dict[tuple[str, str], float],
+    dict[str, float],
+    dict[tuple[str, str], float],
+]:
+    """(packages, direct imports, processes, library_used) from the source ``args`` name."""
+    source = open_source(args.db, args.prometheus)
+    try:
+        require_hub(source, span, args.hub)
+        packages = source.packages(span, args.hub)
+        direct = source.direct(span, args.hub)
+        processes = source.processes(span, args.hub)
+        library_used = source.distributions(span, args.hub) if by_distribution else {}
+    finally:
+        source.close()
+    return packages, direct, processes, library_used
+
+
+def asked_window(args: argparse.Namespace) -> Window:
+    """The window ``--since``/``--start``/``--end`` ask for (``report`` and ``unused``);
+    UsageError for a bad one or for ``--min-processes`` below 1."""
+    try:
+        span = window(args.since, args.start, args.end)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if args.min_processes is not None and args.min_processes < 1:
+        raise UsageError("--min-processes must be at least 1")
+    return span

@@ -19,21 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from popularity_contest.answers.environment import Environment, inspect, interpreter
 from popularity_contest.answers.formats import number, table, to_csv
 from popularity_contest.answers.ranking import NO_HUB
 from popularity_contest.answers.sources import open_source, require_hub
-from popularity_contest.answers.unused import (
-    Environment,
-    Verdict,
-    imports_per_package,
-    inspect,
-    interpreter,
-    judge,
-)
-from popularity_contest.answers.window import Window, iso, window
-from popularity_contest.errors import UsageError
+from popularity_contest.answers.unused import Verdict, imports_per_package, judge
+from popularity_contest.answers.window import Window, iso
+from popularity_contest.commands.report import asked_window
 
 CSV_COLUMNS = [
     "distribution",
@@ -101,6 +95,28 @@ def render(
             for d, v in zip(dicts, verdicts, strict=True)
         ]
         return to_csv(flat, CSV_COLUMNS).rstrip("\n")
+    return _text(
+        verdicts,
+        candidates,
+        span=span,
+        python=python,
+        hub=hub,
+        activation=activation,
+        min_processes=min_processes,
+    )
+
+
+def _text(
+    verdicts: Sequence[Verdict],
+    candidates: Sequence[Verdict],
+    *,
+    span: Window,
+    python: str,
+    hub: str | None,
+    activation: Mapping[str, bool],
+    min_processes: int | None,
+) -> str:
+    """The table for people: a heading, one row per distribution, then notes."""
     columns = ["distribution", "version", "verdict", "processes", "manager", "packages", "reason"]
     cells = [
         [
@@ -141,12 +157,7 @@ def render(
 
 def run(args: argparse.Namespace) -> int:
     """The ``unused`` subcommand."""
-    try:
-        span = window(args.since, args.start, args.end)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    if args.min_processes is not None and args.min_processes < 1:
-        raise UsageError("--min-processes must be at least 1")
+    span = asked_window(args)
     python = interpreter(args.python, args.prefix)
     environment = inspect(python)
     source = open_source(args.db, args.prometheus)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from popularity_contest.collector.server import LINUX_SO_RCVBUFFORCE, rcvbufforce_option
+from popularity_contest.collector.receiver import LINUX_SO_RCVBUFFORCE, rcvbufforce_option
 from tests.collectorkit import Collector
 
 RMEM_MAX = Path("/proc/sys/net/core/rmem_max")

@@ -13,7 +13,8 @@ from prometheus_client import CollectorRegistry
 
 from popularity_contest.collector.exposition import PopconCollector, registry_for
 from popularity_contest.collector.store import IMPORTED_PACKAGE, Store, series_key
-from popularity_contest.collector.web.api import MAX_CELLS, AnswerCache, Api, Response
+from popularity_contest.collector.web.api import MAX_CELLS, Api, Response
+from popularity_contest.collector.web.cache import AnswerCache
 
 NOW = 1_714_557_600.0  # 2024-05-01T10:00:00Z
 
@@ -95,7 +96,7 @@ def test_the_default_page_is_bounded(api: Api) -> None:
 
 
 def test_one_question_asked_by_many_at_once_is_answered_once() -> None:
-    cache = AnswerCache(seconds=60)
+    cache: AnswerCache[Response] = AnswerCache(seconds=60)
     calls: list[int] = []
     gate = threading.Event()
 
@@ -115,7 +116,7 @@ def test_one_question_asked_by_many_at_once_is_answered_once() -> None:
 
 
 def test_the_cache_is_bounded_in_bytes_and_entries() -> None:
-    cache = AnswerCache(seconds=60, entries=10, size=1000)
+    cache: AnswerCache[Response] = AnswerCache(seconds=60, entries=10, size=1000)
     for i in range(50):
         cache.get(i, lambda: Response(200, "text/plain", b"y" * 100))
     assert len(cache._kept) <= 10

@@ -16,7 +16,7 @@ import pytest
 
 from popularity_contest import activation as install
 from popularity_contest import names
-from popularity_contest.commands import check
+from popularity_contest.commands import check, check_result, check_steps
 from popularity_contest.commands.main import main
 
 
@@ -220,7 +220,7 @@ def test_run_prints_a_table_or_json_and_fails_with_one_line(
     ],
 )
 def test_test_counter_is_a_sibling_no_package_rule_matches(prefix: str, name: str) -> None:
-    assert check.test_counter_name(prefix) == name
+    assert check_steps.test_counter_name(prefix) == name
     assert not name.startswith(prefix + ".")
 
 
@@ -239,7 +239,7 @@ def test_test_counter_is_a_sibling_no_package_rule_matches(prefix: str, name: st
     ],
 )
 def test_metric_total_sums_one_family(text: str, total: float | None) -> None:
-    assert check.metric_total(text, names.CHECK) == total
+    assert check_steps.metric_total(text, names.CHECK) == total
 
 
 def test_resolve_prefers_ipv4() -> None:
@@ -249,7 +249,7 @@ def test_resolve_prefers_ipv4() -> None:
         calls.append(family)
         return [(family, kind, 17, "", ("192.0.2.1" if family else "::1", port))]
 
-    found, error = check.resolve("collector", 8125, 1.0, fake)
+    found, error = check_steps.resolve("collector", 8125, 1.0, fake)
     assert error is None
     assert found == (socket.AF_INET, ("192.0.2.1", 8125))
     assert calls == [socket.AF_INET]
@@ -259,7 +259,7 @@ def test_resolve_reports_failure() -> None:
     def fail(*_args: object) -> list[tuple[Any, ...]]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    found, error = check.resolve("nowhere", 8125, 1.0, fail)
+    found, error = check_steps.resolve("nowhere", 8125, 1.0, fail)
     assert found is None
     assert error is not None
     assert "not known" in error
@@ -274,7 +274,7 @@ def test_resolve_never_waits_longer_than_its_timeout() -> None:
 
     started = time.monotonic()
     try:
-        found, error = check.resolve("hangs", 8125, 0.2, hang)
+        found, error = check_steps.resolve("hangs", 8125, 0.2, hang)
     finally:
         release.set()
     assert time.monotonic() - started < 2.0
@@ -346,16 +346,18 @@ def test_would_report_lists_only_counted_packages(tmp_path: Path) -> None:
         "json": _module("json", tmp_path / "json" / "__init__.py", package=True),
     }
     sites = {str(site): "site"}
-    cfg = check.config.reporter_config({"PYTHON_POPCONTEST_STATSD_PREFIX": "a.b.imported"})
-    assert check.would_report(cfg, modules, sites) == [
-        check.Report(package="probe", kind="site", distribution="probe", name="a.b.imported.probe")
+    cfg = check_steps.config.reporter_config({"PYTHON_POPCONTEST_STATSD_PREFIX": "a.b.imported"})
+    assert check_steps.would_report(cfg, modules, sites) == [
+        check_result.Report(
+            package="probe", kind="site", distribution="probe", name="a.b.imported.probe"
+        )
     ]
-    assert check.would_report(cfg, modules, {str(site): "user"})[0].name == (
+    assert check_steps.would_report(cfg, modules, {str(site): "user"})[0].name == (
         "a.b.user_imported_package.probe"
     )
 
 
-MAPPED, LINES, EXPORTER_LINES = check.EVIDENCE
+MAPPED, LINES, EXPORTER_LINES = check_steps.EVIDENCE
 
 
 @pytest.mark.parametrize(
@@ -373,7 +375,7 @@ MAPPED, LINES, EXPORTER_LINES = check.EVIDENCE
 def test_collector_evidence(
     before: dict[str, float | None], after: dict[str, float | None], evidence: str | None
 ) -> None:
-    assert check.received(before, after) == evidence
+    assert check_steps.received(before, after) == evidence
 
 
 @pytest.mark.parametrize(
@@ -381,16 +383,19 @@ def test_collector_evidence(
     [
         (
             "# TYPE popcon_collector_lines_received_total counter\n",
-            check.Endpoint.POPULARITY_CONTEST,
+            check_result.Endpoint.POPULARITY_CONTEST,
         ),
-        ("statsd_exporter_lines_total 4\n", check.Endpoint.STATSD_EXPORTER),
-        ("# TYPE node_cpu_seconds_total counter\nnode_cpu_seconds_total 1\n", check.Endpoint.OTHER),
-        ("", check.Endpoint.OTHER),
-        ("<html>not metrics</html>", check.Endpoint.OTHER),
+        ("statsd_exporter_lines_total 4\n", check_result.Endpoint.STATSD_EXPORTER),
+        (
+            "# TYPE node_cpu_seconds_total counter\nnode_cpu_seconds_total 1\n",
+            check_result.Endpoint.OTHER,
+        ),
+        ("", check_result.Endpoint.OTHER),
+        ("<html>not metrics</html>", check_result.Endpoint.OTHER),
     ],
 )
-def test_endpoint_is_judged_by_its_metric_names(text: str, kind: check.Endpoint) -> None:
-    assert check.Endpoint.of(text) is kind
+def test_endpoint_is_judged_by_its_metric_names(text: str, kind: check_result.Endpoint) -> None:
+    assert check_result.Endpoint.of(text) is kind
 
 
 def test_check_json_keeps_its_keys() -> None:

@@ -10,9 +10,9 @@ import json
 import pytest
 
 from popularity_contest.answers import distributions
+from popularity_contest.answers.environment import Installed
 from popularity_contest.answers.promql import PROMQL, counted, promql
 from popularity_contest.answers.ranking import Entry, rank, top_packages
-from popularity_contest.answers.unused import Installed
 from popularity_contest.answers.window import Window
 from popularity_contest.commands.report import render
 from popularity_contest.names import DIRECTLY_IMPORTED_PACKAGE, LIBRARY_USED

@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from popularity_contest.answers.environment import Environment, Installed, interpreter
+from popularity_contest.answers.requirements import Requirements
 from popularity_contest.answers.unused import (
-    Environment,
-    Installed,
-    Requirements,
-    interpreter,
     judge,
     processes_of,
 )

@@ -37,9 +37,7 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -51,6 +49,7 @@ from popularity_contest import names
 from popularity_contest.answers import window
 from popularity_contest.answers.formats import to_csv
 from popularity_contest.collector.store import AGGREGATES, Store, StoreError, Total
+from popularity_contest.collector.web.cache import AnswerCache
 
 DEFAULT_WINDOW = window.parse_age(window.DEFAULT_SINCE)
 #: Metrics whose series name a package: the privacy threshold applies to them.
@@ -88,9 +87,6 @@ MAX_CELLS = 100_000  # periods x series in one popularity answer
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
 LATEST = 253402300799.0  # 9999-12-31T23:59:59Z
-CACHE_SECONDS = 5.0
-CACHE_ENTRIES = 256
-CACHE_BYTES = 64 * 1024 * 1024
 #: Upper bounds of the seconds in one period, to count periods before asking the store.
 _PERIOD_SECONDS = {
     "hour": 3600,
@@ -125,108 +121,6 @@ def _integer(params: Mapping[str, str], name: str, default: int, low: int, high:
 def periods_in(start: float, end: float, aggregate: str) -> int:
     """At most how many periods of ``aggregate`` a window ``[start, end)`` touches."""
     return math.ceil((end - start) / _PERIOD_SECONDS[aggregate]) + 1
-
-
-class AnswerCache:
-    """Answers shared between the clients asking the same question (thread-safe).
-
-    An answer is fresh for ``seconds`` while the store has not been written since
-    (``version``, e.g. ``Store.writes``). A question asked by many at once is computed once.
-    When an answer is no longer fresh, the first asker recomputes it while the others get the
-    previous answer (at most ``stale`` seconds old) instead of waiting in line. Only 200
-    answers are kept; the cache is bounded in entries and bytes.
-    """
-
-    def __init__(  # noqa: PLR0917 - all optional, named at every call
-        self,
-        seconds: float = CACHE_SECONDS,
-        entries: int = CACHE_ENTRIES,
-        size: int = CACHE_BYTES,
-        clock: Callable[[], float] = time.monotonic,
-        version: Callable[[], int] = lambda: 0,
-        stale: float = 30.0,
-    ) -> None:
-        self.seconds, self.entries, self.size, self.clock = seconds, entries, size, clock
-        self.version, self.stale = version, stale
-        self._lock = threading.Lock()
-        #: key -> (computed at, store version then, answer)
-        self._kept: OrderedDict[Hashable, tuple[float, int, Response]] = OrderedDict()
-        self._bytes = 0
-        self._pending: dict[Hashable, threading.Event] = {}
-
-    def peek(
-        self,
-        key: Hashable,
-        compute: Callable[[], Response] | None = None,
-        submit: Callable[[Callable[[], object]], object] | None = None,
-    ) -> Response | None:
-        """An answer without waiting: a fresh one, or the previous one (at most ``stale``
-        seconds old) while it is recomputed; with ``compute`` and ``submit`` the
-        recomputation is started in the background. None: ask ``get``."""
-        with self._lock:
-            kept = self._kept.get(key)
-            if kept is None:
-                return None
-            age = self.clock() - kept[0]
-            if age < self.seconds and kept[1] == self.version():
-                return kept[2]
-            if age >= self.stale:
-                return None
-            if key not in self._pending:
-                if compute is None or submit is None:
-                    return None
-                self._pending[key] = threading.Event()
-                start = True
-            else:
-                start = False
-        if start:
-            submit(lambda: self._refresh(key, compute))  # type: ignore[arg-type, misc]
-        return kept[2]
-
-    def _refresh(self, key: Hashable, compute: Callable[[], Response]) -> None:
-        with self._lock:
-            done = self._pending.pop(key, None)
-        if done is not None:
-            done.set()
-        try:
-            self.get(key, compute)
-        except Exception:  # a failed refresh: the next asker computes and sees the error
-            return
-
-    def get(self, key: Hashable, compute: Callable[[], Response]) -> Response:
-        while True:
-            with self._lock:
-                kept = self._kept.get(key)
-                now = self.clock()
-                if kept is not None and now - kept[0] < self.seconds and kept[1] == self.version():
-                    self._kept.move_to_end(key)
-                    return kept[2]
-                waiting = self._pending.get(key)
-                if waiting is not None and kept is not None and now - kept[0] < self.stale:
-                    return kept[2]  # being recomputed: the previous answer meanwhile
-                if waiting is None:
-                    done = self._pending[key] = threading.Event()
-            if waiting is None:
-                break
-            waiting.wait(60)  # then ask again: kept, or computed by us
-        version = self.version()
-        try:
-            response = compute()
-        finally:
-            with self._lock:
-                self._pending.pop(key, None)
-            done.set()
-        if response.status == 200 and len(response.body) <= self.size // 4:
-            with self._lock:
-                old = self._kept.pop(key, None)
-                if old is not None:
-                    self._bytes -= len(old[2].body)
-                self._kept[key] = (self.clock(), version, response)
-                self._bytes += len(response.body)
-                while len(self._kept) > self.entries or self._bytes > self.size:
-                    _, (_, _, evicted) = self._kept.popitem(last=False)
-                    self._bytes -= len(evicted.body)
-        return response
 
 
 def _count(value: float) -> int | float:
@@ -270,7 +164,7 @@ class Api:
     ) -> None:
         #: Extra facts for ``/healthz`` (series in use, the cap, a warning).
         self.details = details
-        self.cache = AnswerCache(version=lambda: store.writes)
+        self.cache: AnswerCache[Response] = AnswerCache(version=lambda: store.writes)
         self.store = store
         self.registry = registry
         self.healthy = healthy

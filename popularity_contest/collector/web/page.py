@@ -9,8 +9,9 @@ Charts are plotly figures given as JSON to ``Plotly.newPlot``. Query parameters 
 optional): ``window`` (one of ``WINDOWS``), ``aggregate`` (day, week, month) and ``hub``.
 
 Every string that came off the wire is data: HTML-escaped by the template, and escaped again
-for chart labels (``chart_text``), because plotly renders HTML-like markup (``<a href>``,
-``<span style>``, ``<br>``) in labels and decodes entities.
+for chart labels (``charts.chart_text``; the charts are built in ``charts``), because plotly
+renders HTML-like markup (``<a href>``, ``<span style>``, ``<br>``) in labels and decodes
+entities.
 
 The privacy threshold ``min_processes`` hides every package (and every hub-package pair)
 reported by fewer than that many processes, in numbers, charts and tables alike.
@@ -18,12 +19,10 @@ reported by fewer than that many processes, in numbers, charts and tables alike.
 
 from __future__ import annotations
 
-import html
 import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from functools import cache
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -31,17 +30,16 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from tornado.template import Loader
 
 from popularity_contest.answers import unused
+from popularity_contest.answers.environment import Environment, InspectError, inspect
 from popularity_contest.answers.formats import count_text
-from popularity_contest.answers.ranking import NO_HUB, top_packages
+from popularity_contest.answers.ranking import NO_HUB, Row, top_packages
 from popularity_contest.answers.sources import SourceError, StoreSource
 from popularity_contest.answers.window import Window, iso, parse_age
 from popularity_contest.collector.store import Store
-from popularity_contest.names import IMPORTED_PACKAGE, PROCESSES_REPORTED
+from popularity_contest.collector.web import charts
 
 WINDOWS = ("24h", "7d", "30d", "90d", "365d")
 AGGREGATES = ("day", "week", "month")
-TOP_CHART = 20
-TOP_STACKED = 10
 #: Rows of the package table at most (the API pages through the rest).
 MAX_TABLE_ROWS = 500
 PLOTLY_PATH = "/static/plotly.min.js"
@@ -63,7 +61,7 @@ PAGE_ORDER = (
 #: (status, content type, body)
 Reply = tuple[int, str, bytes]
 
-_unused_cache: dict[str, tuple[float, unused.Environment | str]] = {}
+_unused_cache: dict[str, tuple[float, Environment | str]] = {}
 _unused_lock = threading.Lock()
 
 
@@ -117,11 +115,6 @@ def respond(
     return 200, "text/html; charset=utf-8", body
 
 
-def chart_text(value: object) -> str:
-    """A label for a plotly chart: its HTML-like markup and entities shown, never obeyed."""
-    return html.escape(str(value), quote=False)
-
-
 def _choice(query: Mapping[str, str], name: str, choices: Sequence[str], default: str) -> str:
     value = query.get(name, default)
     return value if value in choices else default
@@ -155,10 +148,10 @@ def _unused(
     with _unused_lock:
         cached = _unused_cache.get(environment)
         if cached is None or now - cached[0] > UNUSED_CACHE_SECONDS:
-            listing: unused.Environment | str
+            listing: Environment | str
             try:
-                listing = unused.inspect(environment)
-            except unused.InspectError as error:
+                listing = inspect(environment)
+            except InspectError as error:
                 listing = str(error)
             cached = _unused_cache[environment] = (now, listing)
     listing = cached[1]
@@ -218,134 +211,12 @@ def context(
     total_rows = top_packages(packages, processes, direct=direct, min_processes=min_processes)
     per_hub_rows = top_packages(packages, processes, by_namespace=True, min_processes=min_processes)
     shown = {row.package for row in total_rows}
-
-    figures: list[tuple[str, dict[str, object]]] = []
-    top = total_rows[:TOP_CHART]
-    if top:
-        figures.append(
-            (
-                "chart-top",
-                {
-                    "data": [
-                        {
-                            "type": "bar",
-                            "orientation": "h",
-                            "y": [chart_text(r.package) for r in reversed(top)],
-                            "x": [r.count for r in reversed(top)],
-                            "text": [
-                                "" if r.share is None else f"{r.share * 100:.0f}%"
-                                for r in reversed(top)
-                            ],
-                            "textposition": "auto",
-                            "marker": {"color": "#3b6ea5"},
-                            "hovertemplate": "%{y}: %{x} processes (%{text})<extra></extra>",
-                        }
-                    ],
-                    "layout": {
-                        "title": {"text": f"Top packages, last {window_name}"},
-                        "xaxis": {"title": {"text": "processes that imported it"}},
-                        "margin": {"l": 140, "r": 20, "t": 50, "b": 50},
-                        "height": max(260, 30 * len(top) + 110),
-                    },
-                },
-            )
-        )
-    stacked = [r.package for r in total_rows[:TOP_STACKED]]
-    # Only the stacked packages' series: a few rows per period, however many packages.
-    wanted = [
-        dict(key[1])
-        for key in store.series_keys_of(IMPORTED_PACKAGE, hub)
-        if dict(key[1]).get("package") in set(stacked)
-    ]
-    counts = (
-        store.counts(span.start, span.end, aggregate, hub, IMPORTED_PACKAGE, only=wanted)
-        if wanted
-        else []
-    )
-    periods = sorted({c.period for c in counts})
-    if stacked and periods:
-        grid = {p: dict.fromkeys(periods, 0.0) for p in stacked}
-        for count in counts:
-            package = count.labels.get("package", "")
-            if package in grid:
-                grid[package][count.period] += count.value
-        figures.append(
-            (
-                "chart-periods",
-                {
-                    # One line per package: adding packages' counts up would not count
-                    # processes (a process importing two packages would count twice).
-                    "data": [
-                        {
-                            "type": "scatter",
-                            "mode": "lines+markers",
-                            "name": chart_text(package),
-                            "x": [_period_label(p, aggregate) for p in periods],
-                            "y": list(grid[package].values()),
-                        }
-                        for package in stacked
-                    ],
-                    "layout": {
-                        "title": {"text": f"Top {len(stacked)} packages per {aggregate}"},
-                        "xaxis": {"type": "category"},
-                        "yaxis": {"title": {"text": "processes that imported it"}},
-                        "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
-                        "height": 380,
-                    },
-                },
-            )
-        )
-    hub_counts = store.counts(span.start, span.end, aggregate, hub, PROCESSES_REPORTED)
-    if hub_counts:
-        hub_periods = sorted({c.period for c in hub_counts})
-        by_hub: dict[str, dict[object, float]] = {}
-        for count in hub_counts:
-            name = count.labels.get("namespace", "") or NO_HUB
-            row = by_hub.setdefault(name, dict.fromkeys(hub_periods, 0.0))
-            row[count.period] += count.value
-        figures.append(
-            (
-                "chart-hubs",
-                {
-                    "data": [
-                        {
-                            "type": "bar",
-                            "name": chart_text(name),
-                            "x": [_period_label(p, aggregate) for p in hub_periods],
-                            "y": list(values.values()),
-                        }
-                        for name, values in sorted(by_hub.items())
-                    ],
-                    "layout": {
-                        "title": {"text": f"Processes reported per hub and {aggregate}"},
-                        "barmode": "group",
-                        "xaxis": {"type": "category"},
-                        "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
-                        "height": 320,
-                    },
-                },
-            )
-        )
-
     hubs_reporting = sorted(n for n, v in processes.items() if v > 0)
-    hub_rows = []
-    for name in hubs_reporting:
-        rows = [r for r in per_hub_rows if (r.namespace or "") == name]
-        link = "?" + urlencode({"window": window_name, "aggregate": aggregate, "hub": name})
-        tops = ", ".join(f"{r.package} ({_num(r.count)})" for r in rows[:8])
-        hub_rows.append((link, name or NO_HUB, _num(processes[name]), len(rows), tops))
     values: dict[str, object] = {
         "style": STYLE,
         "plotly": plotly_directory() is not None,
         "plotly_path": PLOTLY_PATH[1:],  # relative: works under a hub's service prefix
-        "selects": [
-            ("window", "window", WINDOWS, window_name),
-            ("per", "aggregate", AGGREGATES, aggregate),
-        ],
-        "hub_options": [(name, name or NO_HUB, name == hub) for name in hubs_seen],
-        "window_start": iso(span.start),
-        "window_end": iso(span.end),
-        "hub_shown": None if hub is None else (hub or NO_HUB),
+        **_controls(window_name, aggregate, hubs_seen, hub, span),
         "warnings": list(warnings),
         "numbers": [
             ("processes", _num(sum(processes.values())), "processes reported"),
@@ -353,17 +224,9 @@ def context(
             ("hubs", _num(len(hubs_reporting)), "hubs reporting"),
         ],
         "min_processes": min_processes or 1,
-        "figures": figures,
-        "hub_rows": hub_rows,
-        "package_rows": [
-            (
-                r.package,
-                _num(r.count),
-                count_text(r.direct, min_processes=min_processes if min_processes else None),
-                "-" if r.share is None else f"{r.share * 100:.1f}%",
-            )
-            for r in total_rows[:MAX_TABLE_ROWS]
-        ],
+        "figures": charts.figures(store, span, aggregate, hub, total_rows, window_name=window_name),
+        "hub_rows": _hub_rows(hubs_reporting, processes, per_hub_rows, window_name, aggregate),
+        "package_rows": _package_rows(total_rows, min_processes),
         "packages_cut": max(0, len(total_rows) - MAX_TABLE_ROWS),
         "environment": environment,
         "unused_problem": None,
@@ -373,32 +236,103 @@ def context(
     }
     if environment:
         # Aggregated over the hubs shown; below the privacy threshold means `hidden`.
-        verdicts = _unused(
-            environment,
-            packages,
-            now,
-            min_processes=min_processes,
-            span=span,
-            library_used=source.distributions(span, hub),
+        values.update(
+            _unused_section(
+                environment,
+                packages,
+                now,
+                min_processes=min_processes,
+                span=span,
+                library_used=source.distributions(span, hub),
+            )
         )
-        if isinstance(verdicts, str):
-            values["unused_problem"] = verdicts
-        else:
-            verdicts = sorted(verdicts, key=lambda v: PAGE_ORDER.index(v.verdict))
-            values["candidates"] = sum(1 for v in verdicts if v.candidate)
-            values["verdicts"] = [
-                {
-                    "verdict": v.verdict,
-                    "distribution": v.distribution,
-                    "version": v.version,
-                    "processes": _processes(v),
-                    "manager": v.manager,
-                    "packages": " ".join(v.packages),
-                    "reason": v.reason,
-                }
-                for v in verdicts
-            ]
     return values
+
+
+def _controls(
+    window_name: str, aggregate: str, hubs_seen: Sequence[str], hub: str | None, span: Window
+) -> dict[str, object]:
+    """The page's form (window, period, hub) and the window and hub it shows."""
+    return {
+        "selects": [
+            ("window", "window", WINDOWS, window_name),
+            ("per", "aggregate", AGGREGATES, aggregate),
+        ],
+        "hub_options": [(name, name or NO_HUB, name == hub) for name in hubs_seen],
+        "window_start": iso(span.start),
+        "window_end": iso(span.end),
+        "hub_shown": None if hub is None else (hub or NO_HUB),
+    }
+
+
+def _hub_rows(
+    hubs_reporting: Sequence[str],
+    processes: Mapping[str, float],
+    per_hub_rows: Sequence[Row],
+    window_name: str,
+    aggregate: str,
+) -> list[tuple[str, str, str, int, str]]:
+    """(link, hub, processes, packages shown, top packages) per hub reporting."""
+    hub_rows = []
+    for name in hubs_reporting:
+        rows = [r for r in per_hub_rows if (r.namespace or "") == name]
+        link = "?" + urlencode({"window": window_name, "aggregate": aggregate, "hub": name})
+        tops = ", ".join(f"{r.package} ({_num(r.count)})" for r in rows[:8])
+        hub_rows.append((link, name or NO_HUB, _num(processes[name]), len(rows), tops))
+    return hub_rows
+
+
+def _package_rows(
+    total_rows: Sequence[Row], min_processes: int | None
+) -> list[tuple[str, str, str, str]]:
+    """(package, processes, direct imports, share) for the table, ``MAX_TABLE_ROWS`` at most."""
+    return [
+        (
+            r.package,
+            _num(r.count),
+            count_text(r.direct, min_processes=min_processes if min_processes else None),
+            "-" if r.share is None else f"{r.share * 100:.1f}%",
+        )
+        for r in total_rows[:MAX_TABLE_ROWS]
+    ]
+
+
+def _unused_section(
+    environment: str,
+    packages: Mapping[tuple[str, str], float],
+    now: float,
+    *,
+    min_processes: int | None,
+    span: Window,
+    library_used: Mapping[tuple[str, str], float],
+) -> dict[str, object]:
+    """The page's unused list: ``unused_problem``, or ``candidates`` and ``verdicts``."""
+    verdicts = _unused(
+        environment,
+        packages,
+        now,
+        min_processes=min_processes,
+        span=span,
+        library_used=library_used,
+    )
+    if isinstance(verdicts, str):
+        return {"unused_problem": verdicts}
+    verdicts = sorted(verdicts, key=lambda v: PAGE_ORDER.index(v.verdict))
+    return {
+        "candidates": sum(1 for v in verdicts if v.candidate),
+        "verdicts": [
+            {
+                "verdict": v.verdict,
+                "distribution": v.distribution,
+                "version": v.version,
+                "processes": _processes(v),
+                "manager": v.manager,
+                "packages": " ".join(v.packages),
+                "reason": v.reason,
+            }
+            for v in verdicts
+        ],
+    }
 
 
 def _processes(verdict: unused.Verdict) -> str:
@@ -406,14 +340,6 @@ def _processes(verdict: unused.Verdict) -> str:
         return "-"  # hidden by the privacy threshold
     text = _num(verdict.processes)
     return text if verdict.exact or verdict.processes == 0 else "\u2265" + text
-
-
-def _period_label(period: datetime, aggregate: str) -> str:
-    if aggregate == "month":
-        return period.strftime("%Y-%m")
-    if aggregate == "week":
-        return "week of " + period.strftime("%Y-%m-%d")
-    return period.strftime("%Y-%m-%d")
 
 
 STYLE = """
