@@ -194,9 +194,12 @@ def reporter_config(environ: "Mapping[str, str] | None" = None) -> ReporterConfi
         problem = problem or f"{PORT} is not a port number (1-65535)"
 
     prefix = env.get(PREFIX, DEFAULT_PREFIX).strip()
-    if not is_safe_prefix(prefix):
+    if not is_safe_prefix(prefix) or "." not in prefix:
+        # Two components at least: the counters beside the last one (processes_reported)
+        # must never look like a package under the prefix.
         problem = problem or (
-            f"{PREFIX} must be dot-separated components of letters, digits, '_' and '-'"
+            f"{PREFIX} must be two or more dot-separated components of letters, digits,"
+            " '_' and '-'"
         )
         prefix = DEFAULT_PREFIX
 

@@ -195,8 +195,47 @@ def test_counts_equal_the_truth(acceptance: Acceptance, route: str) -> None:
         problems.append(
             f"`report --format json` disagrees with the API: {report} != {dict(result.observed)}"
         )
+    problems += direct_problems(result.report_rows)
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+#: What the workload's own code imports (notebook cells, scripts, `python -c`, a pool task
+#: in the user's script, the killed kernels' cells), and the console tools it runs (their
+#: generated `__main__` imports the package: the user ran that tool).
+USER_IMPORTS = frozenset(
+    {"numpy", "scipy", "sklearn", "pandas", "matplotlib", "seaborn", "networkx", "sympy",
+     "tqdm", "bs4", "requests", "yaml", "six"}
+)  # fmt: skip
+TOOLS = frozenset({"black", "pygments", "jupyter_core"})
+#: Imported only by libraries in the workload, never by its own code.
+LIBRARY_ONLY = frozenset(
+    {"threadpoolctl", "joblib", "kiwisolver", "pyparsing", "cycler", "mpmath",
+     "charset_normalizer", "urllib3", "idna", "certifi", "soupsieve", "pytz", "dateutil"}
+)  # fmt: skip
+
+
+def direct_problems(rows: list[dict[str, object]]) -> list[str]:
+    """Direct counts: never above the processes count, present for what the workload's code
+    imports, absent for what only libraries import; the top of the direct ranking is the
+    workload's own imports."""
+    direct = {str(r["package"]): r.get("direct") for r in rows}
+    count = {str(r["package"]): r["count"] for r in rows}
+    problems = []
+    above = {p: (d, count[p]) for p, d in direct.items() if d is not None and d > count[p]}  # type: ignore[operator]
+    if above:
+        problems.append(f"direct above processes (direct, processes): {above}")
+    missing = sorted(p for p in USER_IMPORTS & set(count) if not direct.get(p))
+    if missing:
+        problems.append(f"imported by the workload's own code but direct is 0: {missing}")
+    wrong = sorted(p for p in LIBRARY_ONLY & set(count) if direct.get(p))
+    if wrong:
+        problems.append(f"imported only by libraries but counted as direct: {wrong}")
+    top = sorted((p for p in direct if direct[p]), key=lambda p: -float(direct[p] or 0))[:5]
+    strangers = [p for p in top if p not in USER_IMPORTS | TOOLS]
+    if strangers:
+        problems.append(f"top of the direct ranking is not the workload's imports: {top}")
+    return problems
 
 
 @pytest.mark.parametrize("min_processes", THRESHOLDS)

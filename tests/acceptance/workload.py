@@ -171,6 +171,8 @@ def workload_environ(
         PYDEVD_DISABLE_FILE_VALIDATION="1",
         PYTHON_POPCONTEST_STATSD_HOST="127.0.0.1",
         PYTHON_POPCONTEST_STATSD_PORT=str(statsd_port),
+        # Direct imports (opt-in) on: their counts are checked against what user code imports.
+        PYTHON_POPCONTEST_COUNT_DIRECT="1",
     )
     if truth is not None:
         environ["POPCON_ACCEPTANCE_TRUTH_DIR"] = str(truth)

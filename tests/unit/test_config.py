@@ -54,6 +54,8 @@ def test_values_are_read() -> None:
         ("PYTHON_POPCONTEST_STATSD_HOST", "x" * 300),
         ("PYTHON_POPCONTEST_STATSD_PREFIX", "a|#b"),
         ("PYTHON_POPCONTEST_STATSD_PREFIX", "a\nb"),
+        # One component: foo.processes_reported would read as a package of prefix foo.
+        ("PYTHON_POPCONTEST_STATSD_PREFIX", "foo"),
         ("PYTHON_POPCONTEST_MAX_DATAGRAM", "lots"),
     ],
 )
