@@ -33,6 +33,8 @@ DIRECTLY_IMPORTED_USER_PACKAGE = "python_popcon_directly_imported_user_package_t
 
 #: The label that names the hub (z2jh's Kubernetes namespace); ``""`` for no hub.
 HUB_LABEL = "namespace"
+#: The label ``popularity-contest archive`` gives each source's series (its name).
+CLUSTER_LABEL = "cluster"
 
 #: The embedded collector's own health metrics start with this.
 COLLECTOR_PREFIX = "popcon_collector_"

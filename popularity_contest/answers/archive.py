@@ -39,7 +39,7 @@ from popularity_contest.answers.window import iso
 from popularity_contest.collector.store import DAY, SeriesKey, Store, series_key
 
 #: The label that tells archived sources apart.
-CLUSTER_LABEL = "cluster"
+CLUSTER_LABEL = names.CLUSTER_LABEL
 
 #: What is archived: each metric with the labels its counts are kept by.
 ARCHIVED: tuple[tuple[str, tuple[str, ...]], ...] = (

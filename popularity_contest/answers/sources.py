@@ -30,12 +30,10 @@ from typing import Protocol
 
 from popularity_contest.answers.promql import PROMQL, promql
 from popularity_contest.answers.window import Window
-from popularity_contest.collector.store import (
-    Store,
-    StoreError,
-)
+from popularity_contest.collector.store import Store, StoreError, Total
 from popularity_contest.errors import PopconError, UsageError
 from popularity_contest.names import (
+    CLUSTER_LABEL,
     DIRECTLY_IMPORTED_PACKAGE,
     IMPORTED_PACKAGE,
     LIBRARY_USED,
@@ -65,11 +63,25 @@ class Source(Protocol):
 
 
 class StoreSource:
-    """Counts from the embedded collector's SQLite store."""
+    """Counts from the embedded collector's SQLite store.
 
-    def __init__(self, store: Store, *, owned: bool = False) -> None:
+    ``cluster`` keeps only the series of one source archived by ``popularity-contest
+    archive`` (their ``cluster`` label; ``""``: what ``serve`` received itself).
+    """
+
+    def __init__(self, store: Store, *, owned: bool = False, cluster: str | None = None) -> None:
         self.store = store
         self._owned = owned
+        self.cluster = cluster
+
+    def _totals(self, span: Window, namespace: str | None, metric: str) -> list[Total]:
+        try:
+            totals = self.store.totals(span.start, span.end, namespace, metric)
+        except StoreError as error:
+            raise SourceError(str(error)) from None
+        if self.cluster is None:
+            return totals
+        return [t for t in totals if t.labels.get(CLUSTER_LABEL, "") == self.cluster]
 
     @classmethod
     def open(cls, path: str) -> StoreSource:
@@ -82,12 +94,8 @@ class StoreSource:
         self, metric: str, label: str, span: Window, namespace: str | None
     ) -> dict[tuple[str, str], float]:
         """``{(namespace, label's value): sum}`` of ``metric`` in the window."""
-        try:
-            totals = self.store.totals(span.start, span.end, namespace, metric)
-        except StoreError as error:
-            raise SourceError(str(error)) from None
         found: dict[tuple[str, str], float] = {}
-        for total in totals:
+        for total in self._totals(span, namespace, metric):
             key = (total.labels.get("namespace", ""), total.labels.get(label, ""))
             found[key] = found.get(key, 0.0) + total.value
         return found
@@ -99,18 +107,20 @@ class StoreSource:
         return self._by(DIRECTLY_IMPORTED_PACKAGE, "package", span, namespace)
 
     def processes(self, span: Window, namespace: str | None) -> dict[str, float]:
-        try:
-            totals = self.store.totals(span.start, span.end, namespace, PROCESSES_REPORTED)
-        except StoreError as error:
-            raise SourceError(str(error)) from None
         found: dict[str, float] = {}
-        for total in totals:
+        for total in self._totals(span, namespace, PROCESSES_REPORTED):
             key = total.labels.get("namespace", "")
             found[key] = found.get(key, 0.0) + total.value
         return found
 
     def distributions(self, span: Window, namespace: str | None) -> dict[tuple[str, str], float]:
         return self._by(LIBRARY_USED, "distribution", span, namespace)
+
+    def clusters(self) -> list[str]:
+        """The ``cluster`` labels in the store, sorted (``""``: series ``serve`` received)."""
+        return sorted(
+            {dict(labels).get(CLUSTER_LABEL, "") for _name, labels in self.store.series_keys()}
+        )
 
     def close(self) -> None:
         if self._owned:

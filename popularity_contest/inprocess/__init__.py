@@ -198,8 +198,7 @@ def reporter_config(environ: "Mapping[str, str] | None" = None) -> ReporterConfi
         # Two components at least: the counters beside the last one (processes_reported)
         # must never look like a package under the prefix.
         problem = problem or (
-            f"{PREFIX} must be two or more dot-separated components of letters, digits,"
-            " '_' and '-'"
+            f"{PREFIX} must be two or more dot-separated components of letters, digits, '_' and '-'"
         )
         prefix = DEFAULT_PREFIX
 

@@ -197,3 +197,32 @@ def test_the_package_table_shows_direct_imports_masked_below_the_threshold(
     }
     assert masked["numpy"] == ("7", "4")
     assert masked["pandas"] == ("3", "&lt;3")  # a direct count below the threshold is masked
+
+
+def test_archived_clusters_are_shown_one_at_a_time_or_together(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "clusters.sqlite3") as store:
+        for cluster, numpy, processes in (("east", 4, 5), ("west", 1, 2)):
+            store.add(
+                {
+                    series_key(
+                        IMPORTED_PACKAGE,
+                        {"namespace": "hub", "package": "numpy", "cluster": cluster},
+                    ): numpy,
+                    series_key(
+                        PROCESSES_REPORTED, {"namespace": "hub", "cluster": cluster}
+                    ): processes,
+                },
+                at=NOW - 3600,
+            )
+        together = html(store)
+        assert "<select name='cluster'>" in together
+        assert number(together, "processes") == "7"
+        east = html(store, "/?cluster=east")
+        assert number(east, "processes") == "5"
+        assert ", cluster <b>east</b>" in east
+        assert number(html(store, "/?cluster=west"), "processes") == "2"
+        # An unknown cluster shows them all rather than nothing.
+        assert number(html(store, "/?cluster=nowhere"), "processes") == "7"
+    with Store.open(tmp_path / "one.sqlite3") as single:
+        single.add({series_key(PROCESSES_REPORTED, {"namespace": ""}): 1}, at=NOW - 3600)
+        assert "<select name='cluster'>" not in html(single)  # nothing to choose from

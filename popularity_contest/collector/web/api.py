@@ -277,7 +277,7 @@ class Api:
         totals = self.store.totals(start, end, namespace=namespace, metric=metric)
         cluster = params.get("cluster")
         if cluster is not None:  # one archived source (`popularity-contest archive`)
-            totals = [t for t in totals if t.labels.get("cluster", "") == cluster]
+            totals = [t for t in totals if t.labels.get(names.CLUSTER_LABEL, "") == cluster]
         if self._private(metric):
             totals = [t for t in totals if t.value >= self.min_processes]
         return totals[offset : offset + limit], len(totals), limit, offset

@@ -16,7 +16,7 @@ from datetime import datetime
 from popularity_contest.answers.ranking import NO_HUB, Row
 from popularity_contest.answers.window import Window
 from popularity_contest.collector.store import Store
-from popularity_contest.names import IMPORTED_PACKAGE, PROCESSES_REPORTED
+from popularity_contest.names import CLUSTER_LABEL, IMPORTED_PACKAGE, PROCESSES_REPORTED
 
 TOP_CHART = 20
 TOP_STACKED = 10
@@ -47,12 +47,14 @@ def figures(
     total_rows: Sequence[Row],
     *,
     window_name: str,
+    cluster: str | None = None,
 ) -> list[Figure]:
-    """The page's charts for ``span`` and ``hub`` (None: every hub), in the page's order."""
+    """The page's charts for ``span`` and ``hub`` (None: every hub), in the page's order;
+    ``cluster``: only that archived source's series (None: all)."""
     found = [
         top_chart(total_rows, window_name),
-        periods_chart(store, span, aggregate, hub, total_rows),
-        hubs_chart(store, span, aggregate, hub),
+        periods_chart(store, span, aggregate, hub, total_rows, cluster=cluster),
+        hubs_chart(store, span, aggregate, hub, cluster),
     ]
     return [figure for figure in found if figure is not None]
 
@@ -95,6 +97,8 @@ def periods_chart(
     aggregate: str,
     hub: str | None,
     total_rows: Sequence[Row],
+    *,
+    cluster: str | None = None,
 ) -> Figure | None:
     """One line per top package (``TOP_STACKED``) over the periods of ``aggregate``."""
     stacked = [r.package for r in total_rows[:TOP_STACKED]]
@@ -102,7 +106,7 @@ def periods_chart(
     wanted = [
         dict(key[1])
         for key in store.series_keys_of(IMPORTED_PACKAGE, hub)
-        if dict(key[1]).get("package") in set(stacked)
+        if dict(key[1]).get("package") in set(stacked) and _in_cluster(dict(key[1]), cluster)
     ]
     counts = (
         store.counts(span.start, span.end, aggregate, hub, IMPORTED_PACKAGE, only=wanted)
@@ -143,9 +147,19 @@ def periods_chart(
     )
 
 
-def hubs_chart(store: Store, span: Window, aggregate: str, hub: str | None) -> Figure | None:
+def _in_cluster(labels: dict[str, str], cluster: str | None) -> bool:
+    return cluster is None or labels.get(CLUSTER_LABEL, "") == cluster
+
+
+def hubs_chart(
+    store: Store, span: Window, aggregate: str, hub: str | None, cluster: str | None = None
+) -> Figure | None:
     """Grouped bars: processes reported per hub and period of ``aggregate``."""
-    hub_counts = store.counts(span.start, span.end, aggregate, hub, PROCESSES_REPORTED)
+    hub_counts = [
+        count
+        for count in store.counts(span.start, span.end, aggregate, hub, PROCESSES_REPORTED)
+        if _in_cluster(count.labels, cluster)
+    ]
     if not hub_counts:
         return None
     hub_periods = sorted({c.period for c in hub_counts})

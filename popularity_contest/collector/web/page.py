@@ -204,7 +204,10 @@ def context(
     hub_param = query.get("hub")
     hub = hub_param if hub_param is not None and hub_param in hubs_seen else None
     span = Window(now - parse_age(window_name), now)
-    source = StoreSource(store)
+    clusters_seen = StoreSource(store).clusters()
+    cluster_param = query.get("cluster")
+    cluster = cluster_param if cluster_param in clusters_seen else None
+    source = StoreSource(store, cluster=cluster)
     packages = source.packages(span, hub)
     processes = source.processes(span, hub)
     direct = source.direct(span, hub)
@@ -217,6 +220,13 @@ def context(
         "plotly": plotly_directory() is not None,
         "plotly_path": PLOTLY_PATH[1:],  # relative: works under a hub's service prefix
         **_controls(window_name, aggregate, hubs_seen, hub, span),
+        # Several archived sources (`popularity-contest archive`): one at a time, or all.
+        "cluster_options": [
+            (name, name or "(this collector)", name == cluster) for name in clusters_seen
+        ]
+        if len(clusters_seen) > 1
+        else [],
+        "cluster_shown": cluster,
         "warnings": list(warnings),
         "numbers": [
             ("processes", _num(sum(processes.values())), "processes reported"),
@@ -224,7 +234,9 @@ def context(
             ("hubs", _num(len(hubs_reporting)), "hubs reporting"),
         ],
         "min_processes": min_processes or 1,
-        "figures": charts.figures(store, span, aggregate, hub, total_rows, window_name=window_name),
+        "figures": charts.figures(
+            store, span, aggregate, hub, total_rows, window_name=window_name, cluster=cluster
+        ),
         "hub_rows": _hub_rows(hubs_reporting, processes, per_hub_rows, window_name, aggregate),
         "package_rows": _package_rows(total_rows, min_processes),
         "packages_cut": max(0, len(total_rows) - MAX_TABLE_ROWS),
