@@ -171,24 +171,35 @@ class Store(SqliteDb):
         if problem is not None:
             raise StoreError(problem)
         with self._transaction() as db:
-            rows = []
-            for key, value in increments.items():
-                series_id = self._ids.get(key)
-                if series_id is None:
-                    series_id = self._create_series(key)
-                rows.append((value, series_id))
-            db.executemany("UPDATE series SET total = total + ? WHERE id = ?", rows)
-            db.executemany(
-                "INSERT INTO bucket (start, width, series_id, value) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (start, width, series_id)"
-                " DO UPDATE SET value = value + excluded.value",
-                [(hour, HOUR, series_id, value) for value, series_id in rows],
-            )
-            db.executemany(
-                "INSERT INTO day (start, series_id, value) VALUES (?, ?, ?)"
-                " ON CONFLICT (start, series_id) DO UPDATE SET value = value + excluded.value",
-                [(hour - hour % DAY, series_id, value) for value, series_id in rows],
-            )
+            self._write(db, increments, hour, HOUR)
+
+    def _write(
+        self,
+        db: sqlite3.Connection,
+        increments: Mapping[SeriesKey, float],
+        start: int,
+        width: int,
+    ) -> None:
+        """Inside a write transaction: add ``increments`` to the series' totals, to the
+        bucket ``[start, start + width)`` and to the daily sums."""
+        rows = []
+        for key, value in increments.items():
+            series_id = self._ids.get(key)
+            if series_id is None:
+                series_id = self._create_series(key)
+            rows.append((value, series_id))
+        db.executemany("UPDATE series SET total = total + ? WHERE id = ?", rows)
+        db.executemany(
+            "INSERT INTO bucket (start, width, series_id, value) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (start, width, series_id)"
+            " DO UPDATE SET value = value + excluded.value",
+            [(start, width, series_id, value) for value, series_id in rows],
+        )
+        db.executemany(
+            "INSERT INTO day (start, series_id, value) VALUES (?, ?, ?)"
+            " ON CONFLICT (start, series_id) DO UPDATE SET value = value + excluded.value",
+            [(start - start % DAY, series_id, value) for value, series_id in rows],
+        )
 
     def archive_checkpoint(self, source: str) -> int | None:
         """The start (Unix seconds, 00:00 UTC) of the last day archived from ``source``."""
@@ -211,24 +222,7 @@ class Store(SqliteDb):
             ).fetchone()
             if row is not None and day <= int(row[0]):
                 raise StoreError(f"{self.path}: {source} is already archived up to {row[0]}")
-            rows = []
-            for key, value in increments.items():
-                series_id = self._ids.get(key)
-                if series_id is None:
-                    series_id = self._create_series(key)
-                rows.append((value, series_id))
-            db.executemany("UPDATE series SET total = total + ? WHERE id = ?", rows)
-            db.executemany(
-                "INSERT INTO bucket (start, width, series_id, value) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (start, width, series_id)"
-                " DO UPDATE SET value = value + excluded.value",
-                [(day, DAY, series_id, value) for value, series_id in rows],
-            )
-            db.executemany(
-                "INSERT INTO day (start, series_id, value) VALUES (?, ?, ?)"
-                " ON CONFLICT (start, series_id) DO UPDATE SET value = value + excluded.value",
-                [(day, series_id, value) for value, series_id in rows],
-            )
+            self._write(db, increments, day, DAY)
             db.execute(
                 "INSERT INTO archive_checkpoint (source, last_day) VALUES (?, ?)"
                 " ON CONFLICT (source) DO UPDATE SET last_day = excluded.last_day",
