@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument(
         "--match",
         metavar="GLOB",
-        help="series whose metric name or a label value matches GLOB (e.g. 'x-*')",
+        help="series whose metric name or a label value matches GLOB, a shell-style pattern",
     )
     prune.add_argument("--dry-run", action="store_true", help="list, delete nothing")
     _add_format(prune, ("table", "json"))
