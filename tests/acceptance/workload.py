@@ -22,37 +22,18 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from tests.acceptance.envbuild import HERE, BuiltEnv, log, quiet_env
+from tests.collectorkit import free_port
+from tests.collectorkit import wait_until as wait_for
 
-T = TypeVar("T")
 WORKLOAD = HERE / "workload"
 CHECK_LINE = b"python_popcon.check:1|c"
 CHECK_METRIC = "python_popcon_check_total"
 #: Terminal colours (IPython tracebacks in nbclient errors) make failure messages unreadable.
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = 60) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
@@ -84,7 +65,7 @@ class Collector:
                 env=quiet_env(), stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
         try:
-            wait_for(self._healthy, "the collector's /healthz")
+            wait_for(self._healthy, "the collector's /healthz", timeout=60)
             self.sync()
         except BaseException:
             self.stop()
