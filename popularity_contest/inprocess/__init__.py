@@ -793,8 +793,10 @@ def _site_kinds() -> "dict[str, str]":
 
 
 def _listing(path: str) -> "Iterable[str]":
-    """Directory entries: the import system's up-to-date listing when it has one (as in
-    classify, which must stay loadable on its own), else ``os.listdir``."""
+    """The entries of directory ``path`` (classify uses it too): the import system's own
+    up-to-date listing when it has one (``FileFinder._path_cache``, refreshed whenever the
+    directory's mtime changes, so the imports of this process already paid for it), else
+    ``os.listdir``."""
     finder = sys.path_importer_cache.get(path)
     if finder is not None:
         try:

@@ -36,6 +36,8 @@ import os
 import sys
 from itertools import compress, repeat
 
+from popularity_contest.inprocess import _listing as directory_listing
+
 # Only for annotations: `collections.abc` is not loaded at start-up and costs ~1 ms.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -147,26 +149,6 @@ class Distribution:
         return layouts.egg_files(self, installed)
 
 
-def _listing(path: str) -> "Iterable[str]":
-    """The entries of directory ``path``: the import system's own up-to-date listing when it
-    has one (``FileFinder._path_cache``, refreshed whenever the directory's mtime changes,
-    so the imports of this process already paid for it), else ``os.listdir``."""
-    finder = sys.path_importer_cache.get(path)
-    if finder is not None:
-        try:
-            state = object.__getattribute__(finder, "__dict__")
-            cached = state.get("_path_cache")
-            mtime = state.get("_path_mtime")
-            if type(cached) is set and cached and mtime == os.stat(path).st_mtime:
-                return cached
-        except Exception:  # not a FileFinder we know, or the directory is gone
-            pass
-    try:
-        return os.listdir(path)
-    except OSError:
-        return []
-
-
 class SiteDirectory:
     """The distributions installed in one site directory, listed once."""
 
@@ -184,7 +166,7 @@ class SiteDirectory:
 
     def metadata_entries(self) -> "list[str]":
         if self._entries is None:
-            entries = list(_listing(self.path))
+            entries = list(directory_listing(self.path))
             # map/compress loop in C: site-packages of a shared image holds ~1000 entries.
             keep = map(str.endswith, entries, repeat(META_SUFFIXES))
             self._entries = list(compress(entries, keep))

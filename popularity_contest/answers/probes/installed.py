@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import glob
 import importlib
+import importlib.util
 import json
 import os
 import pathlib
@@ -55,18 +56,26 @@ def load_rules(path: str) -> ModuleType:
     """The reporter's ``classify`` module, loaded from its folder (standard library only).
 
     The target environment may not have popularity-contest (or another version of it):
-    ``popularity_contest`` and ``popularity_contest.inprocess`` are set up here as bare
-    packages whose ``__path__`` is the command's own folders, so ``classify`` and the
-    in-process modules it loads lazily (``layouts``) come from the command's version.
+    ``popularity_contest`` is set up here as a bare package whose ``__path__`` is the
+    command's own folder, and ``popularity_contest.inprocess`` is loaded from there, so
+    ``classify`` and what it loads (``layouts``) come from the command's version.
     """
     inprocess = os.path.dirname(os.path.abspath(path))
-    for name, folder in (
-        ("popularity_contest", os.path.dirname(inprocess)),
-        ("popularity_contest.inprocess", inprocess),
-    ):
-        package = ModuleType(name)
-        package.__path__ = [folder]
-        sys.modules[name] = package
+    package = ModuleType("popularity_contest")
+    package.__path__ = [os.path.dirname(inprocess)]
+    sys.modules["popularity_contest"] = package
+    # The in-process package itself (its start-up module holds helpers classify uses);
+    # importing it activates nothing.
+    spec = importlib.util.spec_from_file_location(
+        "popularity_contest.inprocess",
+        os.path.join(inprocess, "__init__.py"),
+        submodule_search_locations=[inprocess],
+    )
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {inprocess}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["popularity_contest.inprocess"] = module
+    spec.loader.exec_module(module)
     return importlib.import_module("popularity_contest.inprocess.classify")
 
 
