@@ -165,3 +165,15 @@ def send(port: int, datagrams: list[bytes], rate_lines: float | None, seconds: f
             index += 1
         time.sleep(0.005)
     return sent_lines
+
+
+#: The collector's count of statsd lines received (names.LINES_RECEIVED).
+RECEIVED = "popcon_collector_lines_received_total"
+
+
+def peak_rss(pid: int) -> int:
+    """Peak resident memory of process ``pid`` in bytes (Linux ``VmHWM``), 0 if unknown."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0

@@ -23,12 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _collector_harness import Collector, report_datagrams, send
+from _collector_harness import RECEIVED, Collector, report_datagrams, send
 
 from popularity_contest.collector.store import Store
 
 STOPPED = re.compile(r"stopped: (\d+) lines received, (\d+) stored")
-RECEIVED = "popcon_collector_lines_received_total"
 
 
 def stored_lines(db: Path) -> float:

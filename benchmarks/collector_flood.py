@@ -26,16 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _collector_harness import Collector
-
-RECEIVED = "popcon_collector_lines_received_total"
-
-
-def peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
+from _collector_harness import RECEIVED, Collector, peak_rss
 
 
 def blast(port: int, datagrams: list[bytes], pause: float) -> int:
