@@ -118,9 +118,10 @@ class StoreSource:
 
     def clusters(self) -> list[str]:
         """The ``cluster`` labels in the store, sorted (``""``: series ``serve`` received)."""
-        return sorted(
-            {dict(labels).get(CLUSTER_LABEL, "") for _name, labels in self.store.series_keys()}
-        )
+        try:
+            return self.store.label_values(CLUSTER_LABEL)
+        except StoreError as error:
+            raise SourceError(str(error)) from None
 
     def close(self) -> None:
         if self._owned:

@@ -324,6 +324,16 @@ class Store(SqliteDb):
             str(row[0]) for row in self._query("SELECT DISTINCT namespace FROM series ORDER BY 1")
         ]
 
+    def label_values(self, label: str) -> list[str]:
+        """The values ``label`` takes across the series, sorted (``""``: series without it),
+        read in SQL (one pass over the series table, no series loaded)."""
+        rows = self._query(
+            "SELECT DISTINCT coalesce(json_extract(labels, '$.' || json_quote(?)), '')"
+            " FROM series ORDER BY 1",
+            (label,),
+        )
+        return [str(row[0]) for row in rows]
+
     def metrics(self) -> list[str]:
         return [str(row[0]) for row in self._query("SELECT DISTINCT name FROM series ORDER BY 1")]
 

@@ -299,3 +299,17 @@ def test_a_version_1_store_gets_its_day_table_filled(tmp_path: Path) -> None:
     with Store.open(path) as store:
         assert store.totals(day - DAY, day + DAY)[0].value == 9.0
         assert [c.value for c in store.counts(day - DAY, day + DAY, "day")] == [4.0, 5.0]
+
+
+def test_label_values_are_read_in_sql_whatever_the_text(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "labels.sqlite3") as store:
+        store.add(
+            {
+                series_key(IMPORTED_PACKAGE, {"namespace": "", "cluster": "east"}): 1,
+                series_key(IMPORTED_PACKAGE, {"namespace": "", "cluster": 'we"st.$x'}): 1,
+                series_key(IMPORTED_PACKAGE, {"namespace": "hub"}): 1,
+            }
+        )
+        assert store.label_values("cluster") == ["", "east", 'we"st.$x']
+        assert store.label_values("namespace") == ["", "hub"]
+        assert store.label_values('no"such.label') == [""]
