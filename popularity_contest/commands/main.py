@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from popularity_contest import __version__
+from popularity_contest.answers.window import DEFAULT_SINCE
 from popularity_contest.errors import PopconError
 
 FORMATS = ("table", "json", "csv")
@@ -56,9 +57,9 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
 def _add_window(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--since",
-        default="30d",
+        default=DEFAULT_SINCE,
         metavar="AGE",
-        help="window ending now: 90m, 1h30m, 12h, 30d, 8w, 1y (default 30d)",
+        help=f"window ending now: 90m, 1h30m, 12h, 30d, 8w, 1y (default {DEFAULT_SINCE})",
     )
     parser.add_argument(
         "--start", metavar="TIME", help="window start (ISO 8601); overrides --since"
