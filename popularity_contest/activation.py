@@ -35,8 +35,8 @@ IPYTHON = "ipython"
 SITE = "site"
 METHODS = (IPYTHON, SITE)
 
-#: ``00-`` sorts first among the startup files of its directory; see the README for how
-#: IPython orders files *across* directories (by full path).
+#: ``00-`` sorts first among the startup files of its directory; docs/concepts/what-is-counted.md
+#: says how IPython orders files *across* directories (by full path).
 STARTUP_NAME = "00-popularity-contest.py"
 #: ``site`` runs .pth files in sorted order. ``zz_`` sorts after the usual ones, so the
 #: path entries they add (an editable popularity-contest included) already exist, and
@@ -71,14 +71,9 @@ PTH_TEXT = (
     "  # popularity-contest: `popularity-contest uninstall site` removes this file\n"
 )
 
-# Run with the target environment's interpreter (-I: no user site, no environment
-# variables, and our own .pth stays inactive) to learn where its site-packages are.
-_PROBE = (
-    "import importlib.util, json, sys, sysconfig\n"
-    "print(json.dumps({'prefix': sys.prefix, 'purelib': sysconfig.get_path('purelib'),"
-    " 'ipython': importlib.util.find_spec('IPython') is not None,"
-    " 'popularity_contest': importlib.util.find_spec('popularity_contest') is not None}))\n"
-)
+# Run by path with the target environment's interpreter (-I) to learn where its
+# site-packages are.
+_PROBE = Path(__file__).with_name("activation_probe.py")
 _PROBE_TIMEOUT = 60.0
 
 
@@ -166,7 +161,7 @@ def _glob_site_packages(prefix: Path) -> list[Path]:
 def _probe(python: Path) -> dict[str, object] | None:
     try:
         done = subprocess.run(  # noqa: S603  # the environment's own interpreter, fixed script
-            [str(python), "-I", "-c", _PROBE],
+            [str(python), "-I", str(_PROBE)],
             capture_output=True,
             text=True,
             timeout=_PROBE_TIMEOUT,
