@@ -4,7 +4,7 @@
 thread). A line's outcome (``outcomes.Outcome``) depends only on its bytes, so outcomes are
 cached by line: the common case, a report line seen before, is one dictionary lookup and one
 addition. The outcomes that do not store anything are counted, per member, in
-``Ingest.stats().refused``:
+``Ingest.stats().refused`` (an ``IngestStats``):
 
 ``Bad.*``             the line does not parse, or is not usable (negative counter, absurd
                       increment, sample rate outside (0, 1], invalid UTF-8, a name the rule
@@ -33,6 +33,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from popularity_contest.collector import statsd_line
@@ -58,6 +59,20 @@ _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 log = logging.getLogger("popularity_contest.serve")
+
+
+@dataclass(frozen=True)
+class IngestStats:
+    """``Ingest``'s counters at one moment (``Ingest.stats()``), counted since it started."""
+
+    datagrams: int = 0  # datagrams accounted for (``oversize`` ones excluded)
+    oversize: int = 0  # datagrams dropped whole for being larger than ``max_datagram``
+    lines: int = 0  # non-empty lines in those datagrams
+    stored: int = 0  # lines whose increments went into pending
+    refused: Mapping[Bad | Refused, int] = field(default_factory=dict)  # the other lines
+    series: int = 0  # distinct series known (stored or pending)
+    series_full: bool = False  # the series cap is reached: new series are refused
+    pending_series: int = 0  # series with increments not yet taken
 
 
 class Ingest:
@@ -218,19 +233,19 @@ class Ingest:
         with self.lock:
             return len(self._known) >= self.max_series
 
-    def stats(self) -> dict[str, object]:
-        """Health counters: datagrams, oversize, lines, stored, and refused by reason."""
+    def stats(self) -> IngestStats:
+        """The counters now (a consistent snapshot, taken under the lock)."""
         with self.lock:
-            return {
-                "datagrams": self.datagrams,
-                "oversize": self.oversize,
-                "lines": self.lines,
-                "stored": self.stored,
-                "refused": dict(self.refused),
-                "series": len(self._known),
-                "series_full": len(self._known) >= self.max_series,
-                "pending_series": len(self._pending),
-            }
+            return IngestStats(
+                datagrams=self.datagrams,
+                oversize=self.oversize,
+                lines=self.lines,
+                stored=self.stored,
+                refused=dict(self.refused),
+                series=len(self._known),
+                series_full=len(self._known) >= self.max_series,
+                pending_series=len(self._pending),
+            )
 
 
 def label_problem(labels: Mapping[str, str]) -> Bad | None:

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from popularity_contest.collector.exposition import PopconCollector, registry_for
-from popularity_contest.collector.ingest import Ingest
+from popularity_contest.collector.exposition import Health, PopconCollector, registry_for
+from popularity_contest.collector.ingest import Ingest, IngestStats
 from popularity_contest.collector.mapping import Mapper
 from popularity_contest.collector.outcomes import Bad, Refused
 from popularity_contest.collector.store import IMPORTED_PACKAGE, Store, series_key
@@ -37,7 +37,7 @@ def test_report_lines_become_increments_and_repeats_add_up() -> None:
     }
     assert sink.take() == {}
     stats = sink.stats()
-    assert (stats["datagrams"], stats["lines"], stats["stored"]) == (2, 4, 4)
+    assert (stats.datagrams, stats.lines, stats.stored) == (2, 4, 4)
 
 
 @pytest.mark.parametrize(
@@ -60,7 +60,7 @@ def test_refused_lines_are_counted_by_reason_and_store_nothing(
     sink.feed(line)
     sink.feed(line)  # the second time comes from the cache: same outcome
     assert sink.take() == {}
-    assert sink.stats()["refused"] == {outcome: 2}
+    assert sink.stats().refused == {outcome: 2}
 
 
 def test_refusal_label_values_are_pinned() -> None:
@@ -85,7 +85,7 @@ def test_refusal_label_values_are_pinned() -> None:
         "reserved_label",
         "too_many_labels",
     ]
-    text = exposition({}, {"refused": dict.fromkeys(Refused, 1)})
+    text = exposition({}, IngestStats(refused=dict.fromkeys(Refused, 1)))
     for name in ("unmapped", "dropped_by_rule", "ignored"):
         assert f"popcon_collector_lines_{name}_total 1.0" in text
     assert "popcon_collector_series_overflow_total 1.0" in text
@@ -101,7 +101,7 @@ def test_oversize_datagrams_are_dropped_whole() -> None:
     sink = ingest(max_datagram=100)
     sink.feed(b"python_popcon.imported_package.numpy:1|c\n" * 10)
     assert sink.take() == {}
-    assert (sink.stats()["oversize"], sink.stats()["lines"]) == (1, 0)
+    assert (sink.stats().oversize, sink.stats().lines) == (1, 0)
 
 
 def test_series_cap_counts_overflow_and_keeps_known_series() -> None:
@@ -110,7 +110,7 @@ def test_series_cap_counts_overflow_and_keeps_known_series() -> None:
     sink.feed(lines)
     sink.feed(b"python_popcon.imported_package.p0:1|c")
     assert sorted(dict(key[1])["package"] for key in sink.take()) == ["p0", "p1"]
-    assert sink.stats()["refused"] == {Refused.OVERFLOW: 3}
+    assert sink.stats().refused == {Refused.OVERFLOW: 3}
     assert sink.series_count() == 2
 
 
@@ -140,14 +140,13 @@ def test_arbitrary_bytes_never_raise_and_every_line_is_accounted_for(
     for datagram in [*datagrams, b"\n".join(datagrams)]:
         sink.feed(datagram)
     stats = sink.stats()
-    refused = stats["refused"]
-    assert isinstance(refused, dict)
-    assert stats["lines"] == stats["stored"] + sum(refused.values())
+    assert stats.lines == stats.stored + sum(stats.refused.values())
 
 
-def exposition(series: dict, stats: dict | None = None) -> str:  # type: ignore[type-arg]
+def exposition(series: dict, stats: IngestStats | None = None) -> str:  # type: ignore[type-arg]
+    health = Health(ingest=stats or IngestStats())
     registry = registry_for(
-        PopconCollector(lambda: series, lambda: stats or {}, MAPPER.help), CollectorRegistry()
+        PopconCollector(lambda: series, lambda: health, MAPPER.help), CollectorRegistry()
     )
     return generate_latest(registry).decode("utf-8")
 
@@ -159,7 +158,9 @@ def test_metrics_names_are_exactly_the_mapped_names_and_values_escaped() -> None
         series_key(IMPORTED_PACKAGE, {"namespace": hostile, "package": "p"}): 1.0,
         series_key("some_gauge_like_name", {"kind": "x"}): 2.0,
     }
-    text = exposition(series, {"lines": 7, "refused": {Bad.MALFORMED_LINE: 2, Refused.UNMAPPED: 1}})
+    text = exposition(
+        series, IngestStats(lines=7, refused={Bad.MALFORMED_LINE: 2, Refused.UNMAPPED: 1})
+    )
     assert "evil_metric" not in [f.name for f in text_string_to_metric_families(text)]
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -224,7 +225,7 @@ def test_labels_and_sizes_that_could_break_or_bloat_are_refused_and_counted(
     sink = ingest(max_datagram=10_000)
     sink.feed(line)
     assert sink.take() == {}
-    assert sink.stats()["refused"] == {Bad(reason): 1}
+    assert sink.stats().refused == {Bad(reason): 1}
     text = exposition({}, sink.stats())
     assert list(text_string_to_metric_families(text))  # still parses
     assert f'popcon_collector_lines_bad_total{{reason="{reason}"}} 1.0' in text
@@ -239,7 +240,7 @@ def test_line_cache_is_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None
         sink.feed(b"unmapped.%d." % i + b"x" * 900 + b":1|c")
     assert sink._cache_bytes <= 20_000
     assert len(sink._cache) <= 20_000 // 900
-    assert sink.stats()["refused"] == {Refused.UNMAPPED: 200}
+    assert sink.stats().refused == {Refused.UNMAPPED: 200}
 
 
 def test_series_cap_is_logged_once_and_known_series_keep_counting(
@@ -251,7 +252,7 @@ def test_series_cap_is_logged_once_and_known_series_keep_counting(
         sink.feed(b"python_popcon.imported_package." + package + b":1|c")
     sink.feed(b"python_popcon.imported_package.a:1|c")
     assert sink.take()[series_key(IMPORTED_PACKAGE, {"namespace": "", "package": "a"})] == 2.0
-    assert sink.stats()["refused"] == {Refused.OVERFLOW: 3}
+    assert sink.stats().refused == {Refused.OVERFLOW: 3}
     assert sink.full()
     assert [r.getMessage() for r in caplog.records].count(
         next(r.getMessage() for r in caplog.records if "series cap reached" in r.getMessage())
@@ -267,7 +268,7 @@ def test_series_cap_is_logged_once_and_known_series_keep_counting(
 def test_api_endpoints(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "s.db")
     store.add({NUMPY: 3}, at=1714557600)  # 2024-05-01T10:00:00Z
-    api = Api(store, registry_for(PopconCollector(dict, dict), CollectorRegistry()))
+    api = Api(store, registry_for(PopconCollector(dict, Health), CollectorRegistry()))
     body = json.loads(api.handle("/api/v1/popularity?start=2024-05-01&end=2024-05-02").body)
     assert body["counts"] == [
         {"period": "2024-05-01T00:00:00Z", "namespace": "", "package": "numpy", "count": 3}
@@ -287,7 +288,7 @@ def test_api_endpoints(tmp_path: Path) -> None:
 
 def test_api_hands_other_paths_to_the_page_hook(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "s.db")
-    registry = registry_for(PopconCollector(dict, dict), CollectorRegistry())
+    registry = registry_for(PopconCollector(dict, Health), CollectorRegistry())
     api = Api(store, registry, page=lambda t: (200, "text/html", b"<p>") if t == "/" else None)
     assert api.handle("/").body == b"<p>"
     assert api.handle("/metrics").content_type.startswith("text/plain")
