@@ -46,6 +46,7 @@ def test_below_the_threshold_the_page_says_hidden_not_unused(store: Store, tmp_p
     found = re.findall(r"<tr class='(\w+)'><td>([a-z]+)</td>", text)
     verdicts = {name: verdict for verdict, name in found}
     assert verdicts == {"common": "used", "rare": "hidden", "idle": "unused"}
+    assert [verdict for verdict, _ in found] == ["unused", "hidden", "used"]  # candidates first
     assert "1 removal candidates" in text
     assert "Hidden is not unused" in text
     assert "<th>processes</th><th>managed by</th>" in text

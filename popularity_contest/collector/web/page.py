@@ -46,17 +46,6 @@ PLOTLY_PATH = "/static/plotly.min.js"
 TEMPLATES = Path(__file__).with_name("templates")
 SERVICE_PREFIX = "JUPYTERHUB_SERVICE_PREFIX"  # set by JupyterHub for a managed service
 UNUSED_CACHE_SECONDS = 300.0
-# Candidates first; the rest as answers.unused.VERDICTS names them.
-PAGE_ORDER = (
-    "unused",
-    "hidden",
-    "dependency",
-    "used",
-    "commands",
-    "startup",
-    "local",
-    "infrastructure",
-)
 
 #: (status, content type, body)
 Reply = tuple[int, str, bytes]
@@ -139,7 +128,7 @@ def _unused(
     min_processes: int | None = None,
     span: Window | None = None,
     library_used: Mapping[tuple[str, str], float] | None = None,
-) -> list[unused.Verdict] | str:
+) -> list[unused.Judgement] | str:
     """Verdicts for ``environment`` (its listing cached for a few minutes), or an error text.
 
     ``packages``: every count, before the privacy threshold (``judge`` applies it: a
@@ -329,12 +318,12 @@ def _unused_section(
     )
     if isinstance(verdicts, str):
         return {"unused_problem": verdicts}
-    verdicts = sorted(verdicts, key=lambda v: PAGE_ORDER.index(v.verdict))
+    verdicts = sorted(verdicts, key=lambda v: v.verdict.page_rank)
     return {
         "candidates": sum(1 for v in verdicts if v.candidate),
         "verdicts": [
             {
-                "verdict": v.verdict,
+                "verdict": v.verdict.value,
                 "distribution": v.distribution,
                 "version": v.version,
                 "processes": _processes(v),
@@ -347,11 +336,11 @@ def _unused_section(
     }
 
 
-def _processes(verdict: unused.Verdict) -> str:
-    if verdict.processes is None:
+def _processes(judgement: unused.Judgement) -> str:
+    if judgement.processes is None:
         return "-"  # hidden by the privacy threshold
-    text = _num(verdict.processes)
-    return text if verdict.exact or verdict.processes == 0 else "\u2265" + text
+    text = _num(judgement.processes)
+    return text if judgement.exact or judgement.processes == 0 else "\u2265" + text
 
 
 STYLE = """
