@@ -63,3 +63,18 @@ def test_per_period_chart_does_not_stack_packages_on_a_processes_axis(store: Sto
     assert '"barmode":"stack"' not in script
     assert '"processes that imported it"' in script
     assert '"type":"scatter"' in script
+
+
+def test_an_environment_that_cannot_be_inspected_is_said_on_the_page(
+    store: Store, tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "no-such-python")
+    for now in (NOW, NOW + 1):  # the second answer comes from the cache
+        context = page.context(store, {"window": "7d"}, environment=missing, now=now)
+        problem = context["unused_problem"]
+        assert isinstance(problem, str)
+        assert problem.startswith(missing + ": ")
+        assert context["verdicts"] == []
+    text = page.render(store, {"window": "7d"}, environment=missing, now=NOW).decode()
+    assert f"<p class='note'>{missing}: " in text
+    assert "<table id='unused'>" not in text

@@ -50,7 +50,8 @@ UNUSED_CACHE_SECONDS = 300.0
 #: (status, content type, body)
 Reply = tuple[int, str, bytes]
 
-_unused_cache: dict[str, tuple[float, Environment | str]] = {}
+#: {environment: (when inspected, its listing or why it could not be listed)}
+_unused_cache: dict[str, tuple[float, Environment | InspectError]] = {}
 _unused_lock = threading.Lock()
 
 
@@ -128,24 +129,26 @@ def _unused(
     min_processes: int | None = None,
     span: Window | None = None,
     library_used: Mapping[tuple[str, str], float] | None = None,
-) -> list[unused.Judgement] | str:
-    """Verdicts for ``environment`` (its listing cached for a few minutes), or an error text.
+) -> list[unused.Judgement]:
+    """Verdicts for ``environment``, its listing (or failure) cached for a few minutes.
 
     ``packages``: every count, before the privacy threshold (``judge`` applies it: a
-    distribution imported below it is ``hidden``, never a removal candidate).
+    distribution imported below it is ``hidden``, never a removal candidate). Raises
+    ``InspectError`` when ``environment`` cannot be inspected.
     """
     with _unused_lock:
         cached = _unused_cache.get(environment)
         if cached is None or now - cached[0] > UNUSED_CACHE_SECONDS:
-            listing: Environment | str
+            listing: Environment | InspectError
             try:
                 listing = inspect(environment)
             except InspectError as error:
-                listing = str(error)
+                listing = error
             cached = _unused_cache[environment] = (now, listing)
     listing = cached[1]
-    if isinstance(listing, str):
-        return listing
+    if isinstance(listing, InspectError):
+        # A new exception each time: re-raising the cached one would grow its traceback.
+        raise InspectError(str(listing))
     return unused.judge(
         listing,
         unused.imports_per_package(packages),
@@ -308,17 +311,18 @@ def _unused_section(
     library_used: Mapping[tuple[str, str], float],
 ) -> dict[str, object]:
     """The page's unused list: ``unused_problem``, or ``candidates`` and ``verdicts``."""
-    verdicts = _unused(
-        environment,
-        packages,
-        now,
-        min_processes=min_processes,
-        span=span,
-        library_used=library_used,
-    )
-    if isinstance(verdicts, str):
-        return {"unused_problem": verdicts}
-    verdicts = sorted(verdicts, key=lambda v: v.verdict.page_rank)
+    try:
+        judged = _unused(
+            environment,
+            packages,
+            now,
+            min_processes=min_processes,
+            span=span,
+            library_used=library_used,
+        )
+    except InspectError as error:
+        return {"unused_problem": str(error)}
+    verdicts = sorted(judged, key=lambda v: v.verdict.page_rank)
     return {
         "candidates": sum(1 for v in verdicts if v.candidate),
         "verdicts": [
