@@ -30,10 +30,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from popularity_contest import names
+from popularity_contest.activation import ActivationFile
 from popularity_contest.answers.formats import table
 from popularity_contest.commands.check_result import (
     STATSD_EXPORTER_PREFIX,
-    ActivationFile,
     CheckResult,
     CollectorCheck,
     Endpoint,

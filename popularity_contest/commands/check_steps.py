@@ -28,7 +28,6 @@ from popularity_contest import activation as install
 from popularity_contest import names
 from popularity_contest.commands.check_result import (
     STATSD_EXPORTER_PREFIX,
-    ActivationFile,
     Endpoint,
     Evidence,
     Probe,
@@ -368,18 +367,9 @@ def target_environment(python: str | None = None, prefix: str | None = None) -> 
     )
 
 
-def activation_files(target: Target, warnings: list[str]) -> list[ActivationFile]:
+def activation_files(target: Target, warnings: list[str]) -> list[install.ActivationFile]:
     try:
-        found = install.installed(None if target.here else install.locate(target.prefix))
+        return install.installed(None if target.here else install.locate(target.prefix))
     except install.InstallError as exc:
         warnings.append(str(exc))
         return []
-    return [
-        ActivationFile(
-            method=method,
-            path=None if entry["path"] is None else str(entry["path"]),
-            installed=bool(entry["installed"]),
-            current=bool(entry["current"]),
-        )
-        for method, entry in found.items()
-    ]

@@ -102,17 +102,17 @@ def test_install_then_uninstall_is_idempotent(tmp_path: Path, method: str) -> No
 def test_installed_reports_presence_and_staleness(tmp_path: Path) -> None:
     prefix = fake_env(tmp_path / "env")
     env = install.locate(prefix)
-    assert {m: s["installed"] for m, s in install.installed(env).items()} == {
+    assert {f.method: f.installed for f in install.installed(env)} == {
         "ipython": False,
         "site": False,
     }
     install.install("site", prefix)
     env.startup_file().parent.mkdir(parents=True)
     env.startup_file().write_text("# old\n")
-    state = install.installed(env)
-    assert state["site"] == {"path": str(env.pth_file()), "installed": True, "current": True}
-    assert state["ipython"]["installed"] is True
-    assert state["ipython"]["current"] is False
+    state = {f.method: f for f in install.installed(env)}
+    assert state["site"] == install.ActivationFile("site", str(env.pth_file()), True, True)
+    assert state["ipython"].installed is True
+    assert state["ipython"].current is False
 
 
 @pytest.mark.parametrize(
