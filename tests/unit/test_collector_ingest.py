@@ -16,7 +16,7 @@ from popularity_contest.collector.ingest import Ingest, IngestStats
 from popularity_contest.collector.mapping import Mapper
 from popularity_contest.collector.outcomes import Bad, Refused
 from popularity_contest.collector.store import IMPORTED_PACKAGE, Store, series_key
-from popularity_contest.collector.web.api import Api
+from popularity_contest.collector.web.api import Api, Response
 
 MAPPER = Mapper.load()
 NUMPY = series_key(IMPORTED_PACKAGE, {"namespace": "", "package": "numpy"})
@@ -289,7 +289,9 @@ def test_api_endpoints(tmp_path: Path) -> None:
 def test_api_hands_other_paths_to_the_page_hook(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "s.db")
     registry = registry_for(PopconCollector(dict, Health), CollectorRegistry())
-    api = Api(store, registry, page=lambda t: (200, "text/html", b"<p>") if t == "/" else None)
+    api = Api(
+        store, registry, page=lambda t: Response(200, "text/html", b"<p>") if t == "/" else None
+    )
     assert api.handle("/").body == b"<p>"
     assert api.handle("/metrics").content_type.startswith("text/plain")
     assert api.handle("/elsewhere").status == 404

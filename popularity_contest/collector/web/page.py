@@ -2,9 +2,10 @@
 
 ``context(store, query, ...)`` computes what the page shows; ``render`` fills the template
 ``templates/page.html`` with it (tornado's template engine, every value HTML-escaped unless
-the template says ``raw``); ``respond(store, target, ...)`` answers ``/`` with it and returns
-None for any other path. plotly.js comes from the ``plotly`` wheel (``plotly_directory``;
-the server serves it with tornado's ``StaticFileHandler``, so nothing comes from a CDN).
+the template says ``raw``); ``respond(store, target, ...)`` answers ``/`` with it (an
+``api.Response``) and returns None for any other path. plotly.js comes from the ``plotly``
+wheel (``plotly_directory``; the server serves it with tornado's ``StaticFileHandler``, so
+nothing comes from a CDN).
 Charts are plotly figures given as JSON to ``Plotly.newPlot``. Query parameters (all
 optional): ``window`` (one of ``WINDOWS``), ``aggregate`` (day, week, month) and ``hub``.
 
@@ -37,6 +38,7 @@ from popularity_contest.answers.sources import SourceError, StoreSource
 from popularity_contest.answers.window import Window, iso, parse_age
 from popularity_contest.collector.store import Store
 from popularity_contest.collector.web import charts
+from popularity_contest.collector.web.api import Response
 
 WINDOWS = ("24h", "7d", "30d", "90d", "365d")
 AGGREGATES = ("day", "week", "month")
@@ -46,9 +48,6 @@ PLOTLY_PATH = "/static/plotly.min.js"
 TEMPLATES = Path(__file__).with_name("templates")
 SERVICE_PREFIX = "JUPYTERHUB_SERVICE_PREFIX"  # set by JupyterHub for a managed service
 UNUSED_CACHE_SECONDS = 300.0
-
-#: (status, content type, body)
-Reply = tuple[int, str, bytes]
 
 #: {environment: (when inspected, its listing or why it could not be listed)}
 _unused_cache: dict[str, tuple[float, Environment | InspectError]] = {}
@@ -85,8 +84,11 @@ def respond(
     min_processes: int | None = None,
     clock: Callable[[], float] = time.time,
     warnings: Sequence[str] = (),
-) -> Reply | None:
-    """The reply for ``target`` (path and query), or None when the page does not serve it."""
+) -> Response | None:
+    """The response for ``target`` (path and query), or None when the page does not serve it.
+
+    For ``Api``'s ``page`` hook (the server itself routes ``/`` to ``render`` through tornado).
+    """
     parts = urlsplit(target)
     if parts.path not in ("/", "/index.html"):
         return None
@@ -101,8 +103,8 @@ def respond(
             warnings=warnings,
         )
     except SourceError as error:
-        return 503, "text/plain; charset=utf-8", f"{error}\n".encode()
-    return 200, "text/html; charset=utf-8", body
+        return Response(503, "text/plain; charset=utf-8", f"{error}\n".encode())
+    return Response(200, "text/html; charset=utf-8", body)
 
 
 def _choice(query: Mapping[str, str], name: str, choices: Sequence[str], default: str) -> str:
