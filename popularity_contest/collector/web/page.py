@@ -2,9 +2,10 @@
 
 ``context(store, query, ...)`` computes what the page shows; ``render`` fills the template
 ``templates/page.html`` with it (tornado's template engine, every value HTML-escaped unless
-the template says ``raw``); ``respond(store, target, ...)`` answers ``/`` with it and returns
-None for any other path. plotly.js comes from the ``plotly`` wheel (``plotly_directory``;
-the server serves it with tornado's ``StaticFileHandler``, so nothing comes from a CDN).
+the template says ``raw``); ``respond(store, target, ...)`` answers ``/`` with it (an
+``api.Response``) and returns None for any other path. plotly.js comes from the ``plotly``
+wheel (``plotly_directory``; the server serves it with tornado's ``StaticFileHandler``, so
+nothing comes from a CDN).
 Charts are plotly figures given as JSON to ``Plotly.newPlot``. Query parameters (all
 optional): ``window`` (one of ``WINDOWS``), ``aggregate`` (day, week, month) and ``hub``.
 
@@ -37,6 +38,7 @@ from popularity_contest.answers.sources import SourceError, StoreSource
 from popularity_contest.answers.window import Window, iso, parse_age
 from popularity_contest.collector.store import Store
 from popularity_contest.collector.web import charts
+from popularity_contest.collector.web.api import Response
 
 WINDOWS = ("24h", "7d", "30d", "90d", "365d")
 AGGREGATES = ("day", "week", "month")
@@ -46,22 +48,9 @@ PLOTLY_PATH = "/static/plotly.min.js"
 TEMPLATES = Path(__file__).with_name("templates")
 SERVICE_PREFIX = "JUPYTERHUB_SERVICE_PREFIX"  # set by JupyterHub for a managed service
 UNUSED_CACHE_SECONDS = 300.0
-# Candidates first; the rest as answers.unused.VERDICTS names them.
-PAGE_ORDER = (
-    "unused",
-    "hidden",
-    "dependency",
-    "used",
-    "commands",
-    "startup",
-    "local",
-    "infrastructure",
-)
 
-#: (status, content type, body)
-Reply = tuple[int, str, bytes]
-
-_unused_cache: dict[str, tuple[float, Environment | str]] = {}
+#: {environment: (when inspected, its listing or why it could not be listed)}
+_unused_cache: dict[str, tuple[float, Environment | InspectError]] = {}
 _unused_lock = threading.Lock()
 
 
@@ -95,8 +84,11 @@ def respond(
     min_processes: int | None = None,
     clock: Callable[[], float] = time.time,
     warnings: Sequence[str] = (),
-) -> Reply | None:
-    """The reply for ``target`` (path and query), or None when the page does not serve it."""
+) -> Response | None:
+    """The response for ``target`` (path and query), or None when the page does not serve it.
+
+    For ``Api``'s ``page`` hook (the server itself routes ``/`` to ``render`` through tornado).
+    """
     parts = urlsplit(target)
     if parts.path not in ("/", "/index.html"):
         return None
@@ -111,8 +103,8 @@ def respond(
             warnings=warnings,
         )
     except SourceError as error:
-        return 503, "text/plain; charset=utf-8", f"{error}\n".encode()
-    return 200, "text/html; charset=utf-8", body
+        return Response(503, "text/plain; charset=utf-8", f"{error}\n".encode())
+    return Response(200, "text/html; charset=utf-8", body)
 
 
 def _choice(query: Mapping[str, str], name: str, choices: Sequence[str], default: str) -> str:
@@ -139,24 +131,26 @@ def _unused(
     min_processes: int | None = None,
     span: Window | None = None,
     library_used: Mapping[tuple[str, str], float] | None = None,
-) -> list[unused.Verdict] | str:
-    """Verdicts for ``environment`` (its listing cached for a few minutes), or an error text.
+) -> list[unused.Judgement]:
+    """Verdicts for ``environment``, its listing (or failure) cached for a few minutes.
 
     ``packages``: every count, before the privacy threshold (``judge`` applies it: a
-    distribution imported below it is ``hidden``, never a removal candidate).
+    distribution imported below it is ``hidden``, never a removal candidate). Raises
+    ``InspectError`` when ``environment`` cannot be inspected.
     """
     with _unused_lock:
         cached = _unused_cache.get(environment)
         if cached is None or now - cached[0] > UNUSED_CACHE_SECONDS:
-            listing: Environment | str
+            listing: Environment | InspectError
             try:
                 listing = inspect(environment)
             except InspectError as error:
-                listing = str(error)
+                listing = error
             cached = _unused_cache[environment] = (now, listing)
     listing = cached[1]
-    if isinstance(listing, str):
-        return listing
+    if isinstance(listing, InspectError):
+        # A new exception each time: re-raising the cached one would grow its traceback.
+        raise InspectError(str(listing))
     return unused.judge(
         listing,
         unused.imports_per_package(packages),
@@ -319,22 +313,23 @@ def _unused_section(
     library_used: Mapping[tuple[str, str], float],
 ) -> dict[str, object]:
     """The page's unused list: ``unused_problem``, or ``candidates`` and ``verdicts``."""
-    verdicts = _unused(
-        environment,
-        packages,
-        now,
-        min_processes=min_processes,
-        span=span,
-        library_used=library_used,
-    )
-    if isinstance(verdicts, str):
-        return {"unused_problem": verdicts}
-    verdicts = sorted(verdicts, key=lambda v: PAGE_ORDER.index(v.verdict))
+    try:
+        judged = _unused(
+            environment,
+            packages,
+            now,
+            min_processes=min_processes,
+            span=span,
+            library_used=library_used,
+        )
+    except InspectError as error:
+        return {"unused_problem": str(error)}
+    verdicts = sorted(judged, key=lambda v: v.verdict.page_rank)
     return {
         "candidates": sum(1 for v in verdicts if v.candidate),
         "verdicts": [
             {
-                "verdict": v.verdict,
+                "verdict": v.verdict.value,
                 "distribution": v.distribution,
                 "version": v.version,
                 "processes": _processes(v),
@@ -347,11 +342,11 @@ def _unused_section(
     }
 
 
-def _processes(verdict: unused.Verdict) -> str:
-    if verdict.processes is None:
+def _processes(judgement: unused.Judgement) -> str:
+    if judgement.processes is None:
         return "-"  # hidden by the privacy threshold
-    text = _num(verdict.processes)
-    return text if verdict.exact or verdict.processes == 0 else "\u2265" + text
+    text = _num(judgement.processes)
+    return text if judgement.exact or judgement.processes == 0 else "\u2265" + text
 
 
 STYLE = """
