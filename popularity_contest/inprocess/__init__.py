@@ -484,9 +484,25 @@ class Address:
 # -- the reporter ----------------------------------------------------------------------
 _STANDARD = sys.stdlib_module_names
 
+
+def _top_level_names(modules: "Iterable[object]") -> "set[str]":
+    """The keys of ``modules`` that could count: top-level names (identifiers: no ``.``),
+    filtered in C. A top-level name whose module is absent never counts, so dotted keys
+    are skipped rather than split. Keys of another type, or ``str`` subclasses (whose
+    hooks must never run), are left out."""
+    keys: list[Any] = list(modules)
+    try:
+        names: list[str] = list(filter(str.isidentifier, keys))
+    except TypeError:  # a key that is not a str at all
+        names = [name for name in keys if type(name) is str and name.isidentifier()]
+    if set(map(type, names)) - {str}:
+        names = [name for name in names if type(name) is str]  # no subclass is hashed
+    return set(names)
+
+
 #: How many settles a candidate may be missing from sys.modules before only the sweep
-#: looks for it (the settle in the find_spec call that named it is the first).
-MISSING_CHECKS = 3
+#: looks for it (a failed import: `import msvcrt` in a try).
+MISSING_CHECKS = 2
 
 #: Longest the exit hook waits for the collector's address to resolve (seconds).
 EXIT_WAIT = 0.05
@@ -535,9 +551,7 @@ class _Reporter:
         return self._classifier
 
     def snapshot_baseline(self) -> None:
-        self.baseline.update(
-            name.partition(".")[0] for name in list(sys.modules) if type(name) is str
-        )
+        self.baseline.update(_top_level_names(sys.modules))
 
     def inherit_exec_marker(self) -> None:
         """After ``exec`` in the same process: what the previous image sent stays sent."""
@@ -586,8 +600,8 @@ class _Reporter:
         for name in sorted(names):
             if name in self.decided:
                 continue
-            if name in _STANDARD:  # the standard library never counts: no classify call
-                self.decided.add(name)
+            if _never_counts(name) or _placeless(modules.get(name)):
+                self.decided.add(name)  # classify's first tests, without loading classify
                 continue
             self.decided.add(name)
             try:  # one odd module must never cost the others
@@ -701,8 +715,8 @@ class _Reporter:
         modules = sys.modules
         if self.starting_shell:
             self.snapshot_baseline()  # the shell never ran user code that imported
-        names = {name.partition(".")[0] for name in list(modules) if type(name) is str}
-        names.difference_update(self.baseline)
+        names = _top_level_names(modules)
+        names.difference_update(self.baseline, self.decided)
         self.candidates.difference_update(names)
         lines = self.lines_for(names, modules)
         lines.extend(self.namespace_lines(modules))
@@ -768,7 +782,8 @@ class _Reporter:
 # numpy, requests), which this narrow copy of classify's first rule decides: a regular
 # package or module file called <name>, directly in a site directory (as written), whose
 # first `<name>-*.dist-info`/`.egg-info` entry (classify's order) is named <name> and has no
-# direct_url.json. Anything else returns None and classify decides, so the answers are
+# direct_url.json; and the commonest case of its second rule (`_listed_by_one`: dateutil,
+# which pandas imports). Anything else returns None and classify decides, so the answers are
 # classify's (tests/integration/test_reporter*.py cover both paths).
 _META = (".dist-info", ".egg-info")
 _quick_sites: "dict[str, str] | None" = None
@@ -851,22 +866,132 @@ def _quick_kind(name: str, module: object) -> "str | None":
     kind = _site_kinds().get(site)
     if kind is None:
         return None
+    texts = _entries_text(site)
+    if texts is None:
+        return None
+    joined, text = texts
     key = name.lower()
-    size = len(key)
-    for entry in _listing(site):
-        if entry[size : size + 1] == "-" and entry[:size].lower() == key and entry.endswith(_META):
-            # classify's Distribution name, normalised (key has no separator to fold).
-            stem = entry.rsplit(".", 1)[0]
-            if entry.endswith(".dist-info"):
-                part = stem.rpartition("-")[0] or stem
-            else:
-                part = stem.split("-", 1)[0]
-            if part.lower() != key:
-                continue  # not this distribution: keep looking, as classify does
-            if os.path.exists(os.path.join(site, entry, "direct_url.json")):
-                return None  # maybe local: classify decides
-            return kind
-    return None
+    # 1. `<name>-*.dist-info`/`.egg-info`, the first in classify's (the listing's) order.
+    start = text.find(f"/{key}-")
+    while start >= 0:
+        end = text.index("/", start + 1)
+        entry = joined[start + 1 : end]
+        start = text.find(f"/{key}-", end)
+        if not entry.endswith(_META):
+            continue
+        # classify's Distribution name, normalised (key has no separator to fold).
+        stem = entry.rsplit(".", 1)[0]
+        if entry.endswith(".dist-info"):
+            part = stem.rpartition("-")[0] or stem
+        else:
+            part = stem.split("-", 1)[0]
+        if part.lower() != key:
+            continue  # not this distribution: keep looking, as classify does
+        if os.path.exists(os.path.join(site, entry, "direct_url.json")):
+            return None  # maybe local: classify decides
+        return kind
+    # 2. No distribution is named like it: one whose name contains it may list it.
+    return kind if _listed_by_one(site, joined, text, name) else None
+
+
+def _never_counts(name: str) -> bool:
+    """True for a top-level name classify's ``top_level`` refuses: private (``_*``), not an
+    ASCII identifier, standard library or built in."""
+    return (
+        not name
+        or name[0] == "_"
+        or name in _STANDARD
+        or not name.isascii()
+        or not name.isidentifier()
+        or name in sys.builtin_module_names
+    )
+
+
+def _placeless(module: object) -> bool:
+    """True for a module classify can place nowhere (no origin, no ``__file__``, no search
+    locations), such as the ``cython_runtime`` module Cython extensions create: it never
+    counts. Read from the module's own ``__dict__`` only."""
+    try:
+        namespace = object.__getattribute__(module, "__dict__")
+        spec = namespace.get("__spec__")
+        if spec is not None:
+            spec_dict = object.__getattribute__(spec, "__dict__")
+            if (
+                type(spec_dict.get("origin")) is str
+                or spec_dict.get("submodule_search_locations") is not None
+            ):
+                return False
+        return type(namespace.get("__file__")) is not str
+    except Exception:  # an odd object: classify decides
+        return False
+
+
+#: Per site directory: (the listing it was made from, "/"-joined entries, lower case).
+_texts: "dict[str, tuple[object, str, str]]" = {}
+
+
+def _entries_text(site: str) -> "tuple[str, str] | None":
+    """The entries of ``site`` as one ``/``-separated text (``/`` first and last; it is the
+    one character no entry can hold) and its lower case, searched in C instead of looping
+    over ~1000 entries in Python; kept while the import system's listing is the same
+    object. None if lower case would shift positions (a character whose lower case is
+    longer)."""
+    listing = _listing(site)
+    cached = _texts.get(site)
+    if cached is not None and cached[0] is listing:
+        return cached[1], cached[2]
+    joined = "/" + "/".join(listing) + "/"
+    text = joined.lower()
+    if len(text) != len(joined):
+        return None
+    _texts[site] = (listing, joined, text)
+    return joined, text
+
+
+def _listed_by_one(site: str, joined: str, text: str, name: str) -> bool:
+    """Classify's second rule, narrowed (``dateutil`` -> ``python_dateutil``): exactly one
+    entry of ``site`` is metadata whose name contains ``name`` (any case); it is a
+    ``.dist-info`` whose ``top_level.txt`` lists ``name`` (or, without names there, whose
+    ``RECORD`` holds a file of ``<name>/``) and that has no ``direct_url.json``. Anything
+    else (two candidates, an egg, a name only its other files show) is False, and classify
+    decides. Called only when no distribution is named like ``name``."""
+    key = name.lower()
+    found = ""
+    start = text.find(key)
+    while start >= 0:
+        begin = text.rfind("/", 0, start) + 1
+        end = text.index("/", start)
+        entry = joined[begin:end]
+        start = text.find(key, end)
+        if not entry.endswith(_META):
+            continue
+        if entry.endswith(".egg-info"):
+            return False  # an egg's name is spelled differently: classify decides
+        stem = entry.rsplit(".", 1)[0]
+        if key in (stem.rpartition("-")[0] or stem).lower():
+            if found:
+                return False  # two candidates: classify's order decides
+            found = entry
+    if not found:
+        return False
+    path = os.path.join(site, found)
+    wanted = name.encode()
+    names = _read(os.path.join(path, "top_level.txt")).split()
+    if names:  # classify reads top_level.txt first, RECORD only without names there
+        listed = wanted in names
+    else:  # a line `<name>/...` of RECORD: a file of package <name>
+        record = _read(os.path.join(path, "RECORD"))
+        listed = record.startswith(wanted + b"/") or b"\n" + wanted + b"/" in record
+    return listed and not os.path.exists(os.path.join(path, "direct_url.json"))
+
+
+def _read(path: str) -> bytes:
+    """The first 4 MiB of a file (classify's limit), or nothing if it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(1 << 22)
+    except OSError:
+        return b""
 
 
 # `importlib.reload` re-runs this module in the same namespace: keep an activation that
@@ -881,26 +1006,36 @@ class _ImportObserver:
         state = _state
         if state is None:
             return
-        # Runs inside every import of the process: an error here must never break it.
+        # Runs inside every import of the process (~600 for pandas): an error here must
+        # never break it, and the common path (a submodule, a name already decided) is a
+        # partition and two set look-ups.
         try:
             top = fullname.partition(".")[0]
+            fresh = None
             if top not in state.baseline and top not in state.decided:
-                if state.starting_shell:
-                    state.end_startup_if_user_code()
-                    if state.starting_shell or top in state.baseline:
-                        return
-                state.candidates.add(top)
-                state.missing.pop(top, None)
-                if state.hook is not None:
-                    from popularity_contest.inprocess.direct import import_module_caller
+                if top in _STANDARD or top[:1] == "_":
+                    state.decided.add(top)  # never counts: not even a candidate
+                else:
+                    if state.starting_shell:
+                        state.end_startup_if_user_code()
+                        if state.starting_shell or top in state.baseline:
+                            return
+                    fresh = top
+                    if state.hook is not None:
+                        from popularity_contest.inprocess.direct import import_module_caller
 
-                    if import_module_caller(state.hook):
-                        state.note_direct(top)
+                        if import_module_caller(state.hook):
+                            state.note_direct(top)
+            # The module being imported is not in sys.modules yet: settle the earlier
+            # candidates, then add this one for a later import (or the sweep) to decide.
             if state.candidates and not state.starting_shell and state.lock.acquire(False):
                 try:
                     state.settle()
                 finally:
                     state.lock.release()
+            if fresh is not None:
+                state.candidates.add(fresh)
+                state.missing.pop(fresh, None)
         except Exception as error:
             state.debug(f"observer: {error!r}")
 
