@@ -103,6 +103,16 @@ class Environment:
         return self.startup_file() if method == IPYTHON else self.pth_file()
 
 
+@dataclass(frozen=True)
+class ActivationFile:
+    """One activation file of an environment, as ``installed()`` finds it."""
+
+    method: str  # ipython or site
+    path: str | None  # None: the environment has no place for it (no site-packages)
+    installed: bool  # the file exists
+    current: bool  # its text is what this version writes
+
+
 @dataclass
 class Outcome:
     """What one install or uninstall did."""
@@ -308,24 +318,21 @@ def uninstall(method: str, prefix: str | os.PathLike[str] | None = None) -> Outc
     return Outcome(method, "removed", path, env.prefix)
 
 
-def installed(env: Environment | None = None) -> dict[str, dict[str, object]]:
-    """Which activation files exist in ``env`` (default: this interpreter's environment).
-
-    For each method: ``path``, ``installed`` (the file exists) and ``current`` (its text is
-    what this version writes).
-    """
+def installed(env: Environment | None = None) -> list[ActivationFile]:
+    """Each method's activation file in ``env`` (default: this interpreter's environment),
+    in ``METHODS`` order."""
     env = env if env is not None else locate()
-    found: dict[str, dict[str, object]] = {}
+    found: list[ActivationFile] = []
     for method in METHODS:
         try:
             path = env.target(method)
         except InstallError:
-            found[method] = {"path": None, "installed": False, "current": False}
+            found.append(ActivationFile(method, None, installed=False, current=False))
             continue
         text = _read_text(path)
-        found[method] = {
-            "path": str(path),
-            "installed": text is not None,
-            "current": text == content(method),
-        }
+        found.append(
+            ActivationFile(
+                method, str(path), installed=text is not None, current=text == content(method)
+            )
+        )
     return found

@@ -4,7 +4,8 @@
 run by path with the target interpreter); requirements and markers are then evaluated here,
 in the command's process, with ``packaging`` (``requirements.Requirements``).
 
-``judge`` gives each distribution one verdict, the first that applies:
+``judge`` gives each distribution one :class:`Verdict`, the first that applies (the members'
+order):
 
 ``used``
     imported in the window by at least ``min_processes`` processes (1 without a threshold);
@@ -48,6 +49,7 @@ tool (``manager`` says which).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -55,16 +57,46 @@ from popularity_contest.answers.environment import Environment, Installed
 from popularity_contest.answers.requirements import Requirements
 from popularity_contest.answers.window import Window
 
-VERDICTS = (
-    "used",
-    "hidden",
-    "infrastructure",
-    "dependency",
-    "local",
-    "commands",
-    "startup",
-    "unused",
-)
+
+class Verdict(enum.Enum):
+    """A distribution's verdict; the members are in rule order (the first that applies wins).
+
+    ``value`` is the word every output shows (table, JSON, CSV, the page). ``page_rank``
+    orders the page's list: removal candidates first, then what the counts keep (``hidden``,
+    ``dependency``, ``used``), then what a rule keeps whatever the counts say.
+    """
+
+    _value_: str
+    page_rank: int
+
+    USED = ("used", 3)
+    HIDDEN = ("hidden", 1)
+    INFRASTRUCTURE = ("infrastructure", 7)
+    DEPENDENCY = ("dependency", 2)
+    LOCAL = ("local", 6)
+    COMMANDS = ("commands", 4)
+    STARTUP = ("startup", 5)
+    UNUSED = ("unused", 0)
+
+    def __new__(cls, word: str, page_rank: int) -> Verdict:
+        member = object.__new__(cls)
+        member._value_ = word
+        member.page_rank = page_rank
+        return member
+
+
+#: The verdicts a rule gives (applied in ``Verdict`` order): each keeps its roots and what
+#: they require; a distribution kept only because a root requires it gets ``required by
+#: <roots>`` and this note as its reason.
+KEPT_BECAUSE = {
+    Verdict.INFRASTRUCTURE: "",
+    Verdict.DEPENDENCY: "",
+    Verdict.LOCAL: " (installed from a local directory)",
+    Verdict.COMMANDS: " (provides commands not observed)",
+    Verdict.STARTUP: " (runs at start-up)",
+}
+#: Sort key of the rule order (``judge``'s output order).
+_RULE_ORDER = {verdict: rank for rank, verdict in enumerate(Verdict)}
 #: Infrastructure whatever the counts say (PEP 503 names) and why.
 INFRASTRUCTURE = {
     "pip": "installer",
@@ -92,15 +124,15 @@ JUPYTER_PLUGIN_GROUPS = ("jupyter", "nbconvert")
 
 
 @dataclass
-class Verdict:
-    """One distribution's verdict; ``processes`` is None when hidden by the threshold."""
+class Judgement:
+    """One distribution and its verdict; ``processes`` is None when hidden by the threshold."""
 
     distribution: str
     version: str
     packages: list[str]
     processes: float | None
     exact: bool  # processes is exact (else a lower bound)
-    verdict: str
+    verdict: Verdict
     reason: str
     required_by: list[str] = field(default_factory=list)
     manager: str = "pip"
@@ -109,16 +141,17 @@ class Verdict:
     @property
     def candidate(self) -> bool:
         """A removal candidate ``pip uninstall`` may act on (``--format requirements``)."""
-        return self.verdict == "unused" and self.pip_removable
+        return self.verdict is Verdict.UNUSED and self.pip_removable
 
     def as_dict(self) -> dict[str, object]:
+        """The JSON shape (``unused --format json``'s ``distributions``); ``verdict`` its word."""
         processes: int | float | None = None
         if self.processes is not None:
             processes = int(self.processes) if self.processes.is_integer() else self.processes
         return {
             "distribution": self.distribution,
             "version": self.version,
-            "verdict": self.verdict,
+            "verdict": self.verdict.value,
             "reason": self.reason,
             "processes": processes,
             "processes_exact": self.exact if processes is not None else None,
@@ -172,26 +205,26 @@ def _required_by(parents: set[str], what: str = "") -> str:
     return "required by " + ", ".join(sorted(parents)) + what
 
 
-def _roots(environment: Environment, span: Window | None) -> dict[str, dict[str, str]]:
+def _roots(environment: Environment, span: Window | None) -> dict[Verdict, dict[str, str]]:
     """``{verdict: {distribution: reason}}``: what each rule keeps by itself (not yet what
     those distributions require, nor ``dependency``'s roots, which the counts give)."""
     installed = environment.distributions
     extensions = set(environment.server_extensions)
-    roots: dict[str, dict[str, str]] = {v: {} for v in VERDICTS}
+    roots: dict[Verdict, dict[str, str]] = {v: {} for v in KEPT_BECAUSE}
     site = environment.site_covers(span)
     for dist in installed:
         name = dist.distribution
         why = _why_infrastructure(dist, extensions)
         if why is not None:
-            roots["infrastructure"][name] = why
+            roots[Verdict.INFRASTRUCTURE][name] = why
         if dist.local in ("directory", "vcs"):
-            roots["local"][name] = (
+            roots[Verdict.LOCAL][name] = (
                 f"installed from a {'VCS checkout' if dist.local == 'vcs' else 'local directory'}"
                 " (PEP 610): the reporter does not count it"
             )
         if dist.scripts and not site:
             shown = ", ".join(dist.scripts[:3]) + (", ..." if len(dist.scripts) > 3 else "")
-            roots["commands"][name] = (
+            roots[Verdict.COMMANDS][name] = (
                 f"provides commands ({shown}); "
                 + (
                     "`install site` is newer than the window's start"
@@ -201,7 +234,7 @@ def _roots(environment: Environment, span: Window | None) -> dict[str, dict[str,
                 + ", activation cannot observe them"
             )
         if dist.pth_imports:
-            roots["startup"][name] = (
+            roots[Verdict.STARTUP][name] = (
                 "a .pth file runs its code at start-up, before the reporter can observe it"
             )
     return roots
@@ -210,7 +243,7 @@ def _roots(environment: Environment, span: Window | None) -> dict[str, dict[str,
 def _required_by_map(
     installed: Sequence[Installed],
     graph: Requirements,
-    closures: Mapping[str, Mapping[str, set[str]]],
+    closures: Mapping[Verdict, Mapping[str, set[str]]],
 ) -> dict[str, set[str]]:
     """``{distribution: the distributions that require it}``, directly or through a rule."""
     required_by: dict[str, set[str]] = {}
@@ -228,18 +261,18 @@ def _verdict(  # noqa: PLR0917 - private, one caller
     used: set[str],
     hidden: set[str],
     threshold: int,
-    roots: Mapping[str, Mapping[str, str]],
-    closures: Mapping[str, Mapping[str, set[str]]],
-) -> tuple[str, str]:
-    """(verdict, reason) of one distribution: the first rule of ``VERDICTS`` that applies."""
+    roots: Mapping[Verdict, Mapping[str, str]],
+    closures: Mapping[Verdict, Mapping[str, set[str]]],
+) -> tuple[Verdict, str]:
+    """(verdict, reason) of one distribution: the first ``Verdict`` that applies."""
     if name in used:
-        return "used", "imported"
+        return Verdict.USED, "imported"
     if name in hidden:
-        return "hidden", (
+        return Verdict.HIDDEN, (
             f"imported by fewer than {threshold} processes (privacy threshold):"
             " kept, count not shown"
         )
-    for candidate in VERDICTS[2:-1]:
+    for candidate in Verdict:  # only rules have closures
         closure = closures.get(candidate, {})
         if name not in closure:
             continue
@@ -247,8 +280,8 @@ def _verdict(  # noqa: PLR0917 - private, one caller
         if root_reason:
             return candidate, root_reason
         parents = {p for p in closure[name] if p in closure}
-        return candidate, _required_by(parents, _kept_because(candidate))
-    return "unused", "not imported in the window; nothing kept needs it"
+        return candidate, _required_by(parents, KEPT_BECAUSE[candidate])
+    return Verdict.UNUSED, "not imported in the window; nothing kept needs it"
 
 
 def judge(
@@ -258,8 +291,8 @@ def judge(
     min_processes: int | None = None,
     span: Window | None = None,
     library_used: Mapping[str, float] | None = None,
-) -> list[Verdict]:
-    """A verdict per distribution of ``environment``, in ``VERDICTS`` order.
+) -> list[Judgement]:
+    """A judgement per distribution of ``environment``, in ``Verdict`` (rule) order.
 
     ``imports``: processes that imported each top-level name in the window (every count,
     before the privacy threshold, which this function applies itself); ``library_used``:
@@ -276,18 +309,18 @@ def judge(
 
     roots = _roots(environment, span)
     for name in used | hidden:
-        roots["dependency"][name] = ""
+        roots[Verdict.DEPENDENCY][name] = ""
     closures = {verdict: graph.closure(names) for verdict, names in roots.items() if names}
     required_by = _required_by_map(installed, graph, closures)
 
-    verdicts: list[Verdict] = []
+    verdicts: list[Judgement] = []
     for dist in installed:
         name = dist.distribution
         count, exact = counts[name]
         processes: float | None = None if name in hidden else count
         verdict, reason = _verdict(name, used, hidden, threshold, roots, closures)
         verdicts.append(
-            Verdict(
+            Judgement(
                 distribution=name,
                 version=dist.version,
                 packages=list(dist.packages),
@@ -300,19 +333,8 @@ def judge(
                 pip_removable=dist.pip_removable,
             )
         )
-    order = {v: i for i, v in enumerate(VERDICTS)}
-    verdicts.sort(key=lambda v: (order[v.verdict], -(v.processes or 0.0), v.distribution))
+    verdicts.sort(key=lambda v: (_RULE_ORDER[v.verdict], -(v.processes or 0.0), v.distribution))
     return verdicts
-
-
-def _kept_because(verdict: str) -> str:
-    return {
-        "infrastructure": "",
-        "dependency": "",
-        "local": " (installed from a local directory)",
-        "commands": " (provides commands not observed)",
-        "startup": " (runs at start-up)",
-    }.get(verdict, "")
 
 
 def imports_per_package(packages: Mapping[tuple[str, str], float]) -> dict[str, float]:

@@ -1,22 +1,24 @@
 """From datagrams to pending increments: parse, map, cap, count what was refused.
 
 ``Ingest.feed`` is the collector's hot path (every datagram goes through it, on the receiving
-thread). A line's outcome depends only on its bytes, so outcomes are cached by line: the
-common case, a report line seen before, is one dictionary lookup and one addition. The
-outcomes that do not store anything are counted, per reason, in ``Ingest.stats()``:
+thread). A line's outcome (``outcomes.Outcome``) depends only on its bytes, so outcomes are
+cached by line: the common case, a report line seen before, is one dictionary lookup and one
+addition. The outcomes that do not store anything are counted, per member, in
+``Ingest.stats().refused`` (an ``IngestStats``):
 
-``bad``        the line does not parse, or is not usable (negative counter, absurd increment,
-               sample rate outside (0, 1], invalid UTF-8, a name the rule made empty)
-``unmapped``   no mapping rule matches the name
-``dropped``    a rule with ``action: drop`` matched
-``ignored``    not a counter (gauges, timers, sets: accepted and ignored)
-``overflow``   a new series beyond the series cap (series already stored keep counting)
+``Bad.*``             the line does not parse, or is not usable (negative counter, absurd
+                      increment, sample rate outside (0, 1], invalid UTF-8, a name the rule
+                      made empty)
+``Refused.UNMAPPED``  no mapping rule matches the name
+``Refused.DROPPED``   a rule with ``action: drop`` matched
+``Refused.IGNORED``   not a counter (gauges, timers, sets: accepted and ignored)
+``Refused.OVERFLOW``  a new series beyond the series cap (series already stored keep counting)
 
-``bad`` reasons that bound what one sender can make the collector hold: ``line_too_long``
-(more than ``MAX_LINE_BYTES``), ``name_too_long`` (a metric name over ``MAX_NAME_LENGTH``),
-``label_too_long`` (a label value over ``MAX_LABEL_VALUE_LENGTH``), ``too_many_labels``
-(more than ``MAX_LABELS``), ``reserved_label`` (a label name starting with ``__``, reserved
-by Prometheus), ``invalid_label_name`` and ``invalid_metric_name`` (what Prometheus could
+``Bad`` reasons that bound what one sender can make the collector hold: ``LINE_TOO_LONG``
+(more than ``MAX_LINE_BYTES``), ``NAME_TOO_LONG`` (a metric name over ``MAX_NAME_LENGTH``),
+``LABEL_TOO_LONG`` (a label value over ``MAX_LABEL_VALUE_LENGTH``), ``TOO_MANY_LABELS``
+(more than ``MAX_LABELS``), ``RESERVED_LABEL`` (a label name starting with ``__``, reserved
+by Prometheus), ``INVALID_LABEL_NAME`` and ``INVALID_METRIC_NAME`` (what Prometheus could
 not parse). So no line can make ``/metrics`` unparseable, and one series costs at most a few
 hundred bytes in memory and on disk.
 
@@ -31,10 +33,13 @@ import logging
 import re
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from popularity_contest.collector import statsd_line
 from popularity_contest.collector.mapping import Mapper
-from popularity_contest.collector.store import SeriesKey
+from popularity_contest.collector.outcomes import Bad, Outcome, Refused
+from popularity_contest.collector.series import SeriesKey
 
 #: One line never adds more than this to a counter: a reporter sends 1 per process, so a
 #: larger increment (or a tiny sample rate inflating one) is somebody else's data or an attack.
@@ -55,7 +60,19 @@ _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 log = logging.getLogger("popularity_contest.serve")
 
-Outcome = tuple[tuple[SeriesKey, float], ...] | str
+
+@dataclass(frozen=True)
+class IngestStats:
+    """``Ingest``'s counters at one moment (``Ingest.stats()``), counted since it started."""
+
+    datagrams: int = 0  # datagrams accounted for (``oversize`` ones excluded)
+    oversize: int = 0  # datagrams dropped whole for being larger than ``max_datagram``
+    lines: int = 0  # non-empty lines in those datagrams
+    stored: int = 0  # lines whose increments went into pending
+    refused: Mapping[Bad | Refused, int] = field(default_factory=dict)  # the other lines
+    series: int = 0  # distinct series known (stored or pending)
+    series_full: bool = False  # the series cap is reached: new series are refused
+    pending_series: int = 0  # series with increments not yet taken
 
 
 class Ingest:
@@ -82,7 +99,7 @@ class Ingest:
         self.oversize = 0
         self.lines = 0
         self.stored = 0  # lines whose increments went into pending
-        self.refused: dict[str, int] = {}  # "bad:<reason>", "unmapped", "dropped", ...
+        self.refused: dict[Bad | Refused, int] = {}  # lines that stored nothing, by why
 
     # --- the hot path ------------------------------------------------------------------
     def feed(self, datagram: bytes) -> None:
@@ -96,7 +113,9 @@ class Ingest:
             self.datagrams += 1
             pending = self._pending
             cache = self._cache
-            refused = self.refused
+            # Any: the exact `type(...) is tuple` below is faster than isinstance for an enum
+            # member, but mypy does not narrow its else branch (to Bad | Refused).
+            refused: dict[Any, int] = self.refused
             stored = 0
             counted = 0
             for line in lines:
@@ -106,7 +125,7 @@ class Ingest:
                 outcome = cache.get(line)
                 if outcome is None:
                     if len(line) > MAX_LINE_BYTES:
-                        outcome = "bad:line_too_long"  # never cached: it would cost memory
+                        outcome = Bad.LINE_TOO_LONG  # never cached: it would cost memory
                     else:
                         outcome = self._resolve(line)
                         size = len(line) + 100  # the key plus the dict entry and outcome
@@ -115,12 +134,12 @@ class Ingest:
                             self._cache_bytes = 0
                         cache[line] = outcome
                         self._cache_bytes += size
-                if isinstance(outcome, str):
-                    refused[outcome] = refused.get(outcome, 0) + 1
-                else:
+                if type(outcome) is tuple:
                     stored += 1
                     for key, value in outcome:
                         pending[key] = pending.get(key, 0.0) + value
+                else:
+                    refused[outcome] = refused.get(outcome, 0) + 1
             self.lines += counted
             self.stored += stored
 
@@ -129,40 +148,40 @@ class Ingest:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return "bad:malformed_line"
+            return Bad.MALFORMED_LINE
         try:
             name, tags, samples = statsd_line.parse_line(line)
         except statsd_line.LineError as error:
-            return f"bad:{error.reason}"
+            return error.reason
         if any(stat_type != "c" for _, stat_type in samples):
-            return "ignored"
+            return Refused.IGNORED
         mapped = self.mapper.map(name, "c")
         if mapped is None:
-            return "unmapped"
+            return Refused.UNMAPPED
         if mapped.drop:
-            return "dropped"
+            return Refused.DROPPED
         if not mapped.name:
-            return "bad:empty_metric_name"
+            return Bad.EMPTY_METRIC_NAME
         if len(mapped.name) > MAX_NAME_LENGTH:
-            return "bad:name_too_long"
+            return Bad.NAME_TOO_LONG
         if not _METRIC_NAME.fullmatch(mapped.name):
-            return "bad:invalid_metric_name"
+            return Bad.INVALID_METRIC_NAME
         labels = dict(tags)
         for label, text in mapped.labels.items():
             if not (mapped.rule.honor_labels and label in labels):
                 labels[label] = text
         problem = label_problem(labels)
         if problem is not None:
-            return f"bad:{problem}"
+            return problem
         key: SeriesKey = (mapped.name, tuple(sorted(labels.items())))
         scale = mapped.rule.scale
         increments: list[tuple[SeriesKey, float]] = []
         for number, _ in samples:
             amount = number * scale if scale is not None else number
             if amount < 0:
-                return "bad:illegal_negative_counter"
+                return Bad.ILLEGAL_NEGATIVE_COUNTER
             if amount > MAX_INCREMENT:
-                return "bad:increment_too_large"
+                return Bad.INCREMENT_TOO_LARGE
             increments.append((key, amount))
         if key not in self._known:
             if len(self._known) >= self.max_series:
@@ -174,7 +193,7 @@ class Ingest:
                         " --max-series is raised; existing series keep counting",
                         self.max_series,
                     )
-                return "overflow"
+                return Refused.OVERFLOW
             self._known.add(key)
         return tuple(increments)
 
@@ -214,30 +233,30 @@ class Ingest:
         with self.lock:
             return len(self._known) >= self.max_series
 
-    def stats(self) -> dict[str, object]:
-        """Health counters: datagrams, oversize, lines, stored, and refused by reason."""
+    def stats(self) -> IngestStats:
+        """The counters now (a consistent snapshot, taken under the lock)."""
         with self.lock:
-            return {
-                "datagrams": self.datagrams,
-                "oversize": self.oversize,
-                "lines": self.lines,
-                "stored": self.stored,
-                "refused": dict(self.refused),
-                "series": len(self._known),
-                "series_full": len(self._known) >= self.max_series,
-                "pending_series": len(self._pending),
-            }
+            return IngestStats(
+                datagrams=self.datagrams,
+                oversize=self.oversize,
+                lines=self.lines,
+                stored=self.stored,
+                refused=dict(self.refused),
+                series=len(self._known),
+                series_full=len(self._known) >= self.max_series,
+                pending_series=len(self._pending),
+            )
 
 
-def label_problem(labels: Mapping[str, str]) -> str | None:
-    """Why these labels cannot be stored and exposed (a ``bad`` reason), or None."""
+def label_problem(labels: Mapping[str, str]) -> Bad | None:
+    """Why these labels cannot be stored and exposed, or None."""
     if len(labels) > MAX_LABELS:
-        return "too_many_labels"
+        return Bad.TOO_MANY_LABELS
     for name, value in labels.items():
         if name.startswith("__"):
-            return "reserved_label"
+            return Bad.RESERVED_LABEL
         if len(name) > MAX_LABEL_NAME_LENGTH or not _LABEL_NAME.fullmatch(name):
-            return "invalid_label_name"
+            return Bad.INVALID_LABEL_NAME
         if len(value) > MAX_LABEL_VALUE_LENGTH:
-            return "label_too_long"
+            return Bad.LABEL_TOO_LONG
     return None

@@ -32,7 +32,7 @@ import threading
 import time
 from types import FrameType
 
-from popularity_contest.collector.exposition import PopconCollector, registry_for
+from popularity_contest.collector.exposition import Health, PopconCollector, registry_for
 from popularity_contest.collector.ingest import Ingest
 from popularity_contest.collector.mapping import Mapper, MappingError
 from popularity_contest.collector.receiver import (
@@ -148,7 +148,7 @@ class Server:
         config, store = self.config, self.store
         if store is None:
             raise RuntimeError("the web side before the store")
-        registry = registry_for(PopconCollector(self.series, self.stats, mapper.help))
+        registry = registry_for(PopconCollector(self.series, self.health, mapper.help))
         api = Api(
             store,
             registry,
@@ -295,11 +295,11 @@ class Server:
             return {}
         stats = self.ingest.stats()
         details: dict[str, object] = {
-            "series": stats["series"],
+            "series": stats.series,
             "series_limit": self.config.max_series,
-            "pending_series": stats["pending_series"],
+            "pending_series": stats.pending_series,
         }
-        if stats["series_full"]:
+        if stats.series_full:
             details["warning"] = (
                 "series cap reached: new packages and hubs are not counted; drop junk series"
                 " with `popularity-contest prune` or raise --max-series"
@@ -344,12 +344,14 @@ class Server:
                 totals[key] = totals.get(key, 0.0) + value
         return totals
 
-    def stats(self) -> dict[str, object]:
+    def health(self) -> Health:
+        """The collector's own counters and state, for ``/metrics``."""
         if self.ingest is None:
-            return {}
-        stats = self.ingest.stats()
-        stats["flush_errors"] = self._flush_errors
-        stats["store_problem"] = self._store_problem
-        stats["series_limit"] = self.config.max_series
-        stats["kernel_drops"] = kernel_drops(self.udp) if self.udp is not None else None
-        return stats
+            return Health()
+        return Health(
+            ingest=self.ingest.stats(),
+            series_limit=self.config.max_series,
+            flush_errors=self._flush_errors,
+            store_problem=self._store_problem,
+            kernel_drops=kernel_drops(self.udp) if self.udp is not None else None,
+        )

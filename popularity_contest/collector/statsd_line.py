@@ -1,11 +1,14 @@
 """One statsd line in, ``(name, tags, samples)`` out: the collector's parser.
 
-Pure and total: whatever the bytes, it returns or raises :class:`LineError` with a short
-``reason`` (statsd_exporter's words), never anything else. Mapping the name to a metric is
+Pure and total: whatever the bytes, it returns or raises :class:`LineError` with a
+:class:`~popularity_contest.collector.outcomes.Bad` reason (statsd_exporter's words), never
+anything else. Mapping the name to a metric is
 :mod:`popularity_contest.collector.mapping`'s job.
 """
 
 from __future__ import annotations
+
+from popularity_contest.collector.outcomes import Bad
 
 # The statsd line grammar as prometheus/statsd_exporter reads it (``pkg/line``):
 #
@@ -22,14 +25,14 @@ _FLOAT_CHARS = frozenset("0123456789+-.eE")
 
 
 class LineError(ValueError):
-    """A statsd line that cannot be used; ``reason`` is a short word, as in statsd_exporter."""
+    """A statsd line that cannot be used, and why (``reason``)."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: Bad) -> None:
+        super().__init__(reason.value)
         self.reason = reason
 
 
-def _number(text: str, reason: str) -> float:
+def _number(text: str, reason: Bad) -> float:
     # float() also accepts "nan", "inf", "1_000" and surrounding spaces: the statsd grammar
     # does not, and none of them can be a count.
     if not text or not _FLOAT_CHARS.issuperset(text):
@@ -55,7 +58,7 @@ def _tags(text: str, separator: str, labels: dict[str, str], strip_hash: bool) -
             tag = tag[1:]  # noqa: PLW2901 - DogStatsD allows '#' before each tag
         key, sep, value = tag.partition(separator)
         if not sep or not key or not value:
-            raise LineError("malformed_tag")
+            raise LineError(Bad.MALFORMED_TAG)
         labels[escape_label_name(key)] = value
 
 
@@ -69,35 +72,35 @@ def parse_line(line: str) -> tuple[str, dict[str, str], list[tuple[float, str]]]
     """
     name, colon, rest = line.partition(":")
     if not colon or not name:
-        raise LineError("malformed_line")
+        raise LineError(Bad.MALFORMED_LINE)
     labels: dict[str, str] = {}
     dogstatsd = "|#" in rest
     comma = name.find(",")
     if comma >= 0:
         if dogstatsd:
-            raise LineError("mixed_tagging_styles")
+            raise LineError(Bad.MIXED_TAGGING_STYLES)
         _tags(name[comma + 1 :], "=", labels, strip_hash=False)
         name = name[:comma]
         if not name:
-            raise LineError("malformed_line")
+            raise LineError(Bad.MALFORMED_LINE)
     parts = rest.split(":") if not dogstatsd else [rest]
     samples: list[tuple[float, str]] = []
     for sample in parts:
         fields = sample.split("|")
         if not 2 <= len(fields) <= 6:
-            raise LineError("malformed_component")
+            raise LineError(Bad.MALFORMED_COMPONENT)
         stat_type = fields[1]
         if stat_type not in STAT_TYPES:
-            raise LineError("illegal_event")
-        value = _number(fields[0], "malformed_value")
+            raise LineError(Bad.ILLEGAL_EVENT)
+        value = _number(fields[0], Bad.MALFORMED_VALUE)
         for field in fields[2:]:
             if not field:
-                raise LineError("malformed_component")
+                raise LineError(Bad.MALFORMED_COMPONENT)
             first = field[0]
             if first == "@":
-                rate = _number(field[1:], "invalid_sample_factor")
+                rate = _number(field[1:], Bad.INVALID_SAMPLE_FACTOR)
                 if not 0.0 < rate <= 1.0:
-                    raise LineError("invalid_sample_factor")
+                    raise LineError(Bad.INVALID_SAMPLE_FACTOR)
                 if stat_type == "c":
                     value /= rate
             elif first == "#":
@@ -105,6 +108,6 @@ def parse_line(line: str) -> tuple[str, dict[str, str], list[tuple[float, str]]]
             elif first == "T" or (first == "c" and field.startswith("c:") and len(field) > 2):
                 pass  # DogStatsD timestamp / container id: carries nothing we keep
             else:
-                raise LineError("invalid_sample_factor")
+                raise LineError(Bad.INVALID_SAMPLE_FACTOR)
         samples.append((value, stat_type))
     return name, labels, samples

@@ -30,10 +30,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from popularity_contest import names
+from popularity_contest.activation import ActivationFile
 from popularity_contest.answers.formats import table
 from popularity_contest.commands.check_result import (
     STATSD_EXPORTER_PREFIX,
-    ActivationFile,
     CheckResult,
     CollectorCheck,
     Endpoint,
@@ -45,6 +45,7 @@ from popularity_contest.commands.check_result import (
 )
 from popularity_contest.commands.check_steps import (
     Resolver,
+    UnreachableError,
     activation_files,
     collector_url,
     read_collector,
@@ -156,12 +157,14 @@ def _resolve(result: CheckResult, timeout: float, getaddrinfo: Resolver) -> tupl
     """``(family, sockaddr)`` of the statsd host, recorded in ``result``; None: a problem."""
     settings = result.config
     started = time.monotonic()
-    found, why = resolve(settings.host, settings.port, timeout, getaddrinfo)
-    result.resolve.seconds = round(time.monotonic() - started, 4)
-    if found is None:
-        result.resolve.error = why
+    try:
+        found = resolve(settings.host, settings.port, timeout, getaddrinfo)
+    except UnreachableError as why:
+        result.resolve.error = str(why)
         result.problems.append(f"cannot resolve {settings.host}: {why}")
         return None
+    finally:
+        result.resolve.seconds = round(time.monotonic() - started, 4)
     result.resolve.address = str(found[1][0])
     return found
 
@@ -174,9 +177,10 @@ def _read_before(
         return None
     url = collector_url(expect_collector)
     collector = result.collector = CollectorCheck(url=url)
-    reading, error = read_collector(expect_collector, timeout)
-    if reading is None:
-        collector.error = error
+    try:
+        reading = read_collector(expect_collector, timeout)
+    except UnreachableError as error:
+        collector.error = str(error)
         result.problems.append(str(error))
         return None
     collector.kind = reading.kind
@@ -198,10 +202,10 @@ def _send(
     settings = result.config
     address = f"{settings.host}:{settings.port}"
     family, sockaddr = found
-    error = send_test_counter(family, sockaddr, result.test_counter.name)
-    result.test_counter.sent = error is None
-    result.test_counter.error = error
-    if error is not None:
+    try:
+        send_test_counter(family, sockaddr, result.test_counter.name)
+    except UnreachableError as error:
+        result.test_counter.error = str(error)
         result.problems.append(f"test counter: {error}")
         if result.collector is not None and result.collector.kind is not Endpoint.OTHER:
             result.problems.append(
@@ -209,7 +213,9 @@ def _send(
                 " receives statsd elsewhere (`serve --statsd`), or the reporter's"
                 f" {config.HOST}/{config.PORT} point at the wrong place"
             )
-    elif before is not None and result.collector is not None:
+        return
+    result.test_counter.sent = True
+    if before is not None and result.collector is not None:
         _watch(result, result.collector, before, timeout)
 
 

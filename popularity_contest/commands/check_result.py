@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from popularity_contest import names
+from popularity_contest.activation import ActivationFile
 from popularity_contest.inprocess import settings as config
 
 #: statsd_exporter's own metrics start with this; ours with ``names.COLLECTOR_PREFIX``.
@@ -74,14 +75,6 @@ class Target:
     prefix: str
     here: bool
     probe: Probe | None  # None when ``here`` or when the prefix has no runnable Python
-
-
-@dataclass
-class ActivationFile:
-    method: str  # ipython or site
-    path: str | None  # None: the environment has no place for it (no site-packages)
-    installed: bool
-    current: bool  # its text is what this version writes
 
 
 @dataclass

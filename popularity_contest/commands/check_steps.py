@@ -28,7 +28,6 @@ from popularity_contest import activation as install
 from popularity_contest import names
 from popularity_contest.commands.check_result import (
     STATSD_EXPORTER_PREFIX,
-    ActivationFile,
     Endpoint,
     Evidence,
     Probe,
@@ -74,6 +73,13 @@ class CheckError(PopconError):
     """The target environment cannot be examined (one line for the user)."""
 
 
+class UnreachableError(PopconError):
+    """The statsd host or a collector's ``/metrics`` cannot be reached; the message says why.
+
+    ``check`` records it as a finding (``commands.check``) rather than stopping on it.
+    """
+
+
 def test_counter_name(prefix: str) -> str:
     """``python_popcon.imported_package`` -> ``python_popcon.check``."""
     return wire.sibling(prefix, names.LEAF_CHECK)
@@ -81,14 +87,15 @@ def test_counter_name(prefix: str) -> str:
 
 def resolve(
     host: str, port: int, timeout: float, getaddrinfo: Resolver = socket.getaddrinfo
-) -> tuple[tuple[Any, ...] | None, str | None]:
-    """``((family, sockaddr), None)`` or ``(None, why)``; returns within ``timeout`` seconds.
+) -> tuple[int, tuple[Any, ...]]:
+    """``(family, sockaddr)`` of ``host``, within ``timeout`` seconds; else ``UnreachableError``.
 
     IPv4 first (``localhost`` may resolve to ``::1`` first while the collector listens on
     127.0.0.1), then any family. A blocking ``getaddrinfo`` cannot be interrupted, so it runs
     in a daemon thread that ends with the lookup; we stop waiting for it after ``timeout``.
     """
-    box: list[tuple[Any, ...] | str] = []
+    found: list[tuple[int, tuple[Any, ...]]] = []
+    failed: list[str] = []
 
     def lookup() -> None:
         error = "no address"
@@ -99,25 +106,22 @@ def resolve(
                 error = str(exc) or type(exc).__name__
                 continue
             for info in infos:
-                box.append((info[0], info[4]))
+                found.append((info[0], info[4]))
                 return
-        box.append(error)
+        failed.append(error)
 
     thread = threading.Thread(target=lookup, name="popcon-check-resolve", daemon=True)
     thread.start()
     thread.join(timeout)
-    if not box:
-        return None, f"no answer within {timeout:g} s"
-    found = box[0]
-    if isinstance(found, str):
-        return None, found
-    return found, None
+    if found:
+        return found[0]
+    raise UnreachableError(failed[0] if failed else f"no answer within {timeout:g} s")
 
 
 def send_test_counter(
     family: int, sockaddr: tuple[Any, ...], name: str, wait: float = _REFUSAL_WAIT
-) -> str | None:
-    """Send ``<name>:1|c``; None when sent, else why not.
+) -> None:
+    """Send ``<name>:1|c``; ``UnreachableError`` says why it could not be sent.
 
     A connected UDP socket receives the host's ICMP "port unreachable" as an error on the
     next call, which tells a dead port apart from a listening one on loopback and LANs.
@@ -129,14 +133,15 @@ def send_test_counter(
             sock.send(payload)
             sock.settimeout(wait)
             try:
-                sock.recv(1)
+                sock.recv(1)  # a reply is unexpected, but whoever answered is listening
             except TimeoutError:
-                return None
-            return None  # a reply: unexpected, but whoever answered is listening
+                pass
     except ConnectionRefusedError:
-        return f"nothing listens on UDP port {sockaddr[1]} of {sockaddr[0]}"
+        raise UnreachableError(
+            f"nothing listens on UDP port {sockaddr[1]} of {sockaddr[0]}"
+        ) from None
     except OSError as exc:
-        return f"cannot send: {exc.strerror or exc}"
+        raise UnreachableError(f"cannot send: {exc.strerror or exc}") from None
 
 
 def _get(url: str, timeout: float) -> str:
@@ -175,25 +180,27 @@ def collector_url(url: str) -> str:
     return url
 
 
-def read_collector(url: str, timeout: float) -> tuple[Reading | None, str | None]:
-    """What serves ``url``'s ``/metrics`` and its evidence counters, or why it is unreadable."""
+def read_collector(url: str, timeout: float) -> Reading:
+    """What serves ``url``'s ``/metrics`` and its evidence counters; else ``UnreachableError``."""
     metrics = collector_url(url) + "/metrics"
     try:
         text = _get(metrics, timeout)
     except urllib.error.HTTPError as exc:
-        return None, (
+        raise UnreachableError(
             f"cannot read {metrics}: HTTP {exc.code} {exc.reason} (closed to anonymous"
             " readers when a hub is configured: run the check without --expect-collector)"
-        )
+        ) from None
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         hint = "is the collector running?"
         if collector_url(url) == DEFAULT_COLLECTOR_URL:
             hint += " If it listens elsewhere, pass your collector's URL: --expect-collector"
             hint += " http://HOST:PORT"
-        return None, f"cannot read {metrics}: {reason} (nothing answers there: {hint})"
+        raise UnreachableError(
+            f"cannot read {metrics}: {reason} (nothing answers there: {hint})"
+        ) from None
     evidence = {name: metric_total(text, name) for name in (*EVIDENCE, *UNMAPPED)}
-    return Reading(Endpoint.of(text), evidence), None
+    return Reading(Endpoint.of(text), evidence)
 
 
 def received(before: Mapping[str, float | None], after: Mapping[str, float | None]) -> str | None:
@@ -226,8 +233,11 @@ def wait_for_collector(
     after: Evidence | None = None
     delay = 0.01
     while True:
-        reading, _error = read_collector(url, max(0.1, deadline - time.monotonic()))
-        if reading is not None:
+        try:
+            reading = read_collector(url, max(0.1, deadline - time.monotonic()))
+        except UnreachableError:
+            pass  # not (yet) readable: try again until the deadline
+        else:
             after = reading.evidence
             evidence = received(before, after)
             if evidence is not None or unmapped(before, after) is not None:
@@ -357,18 +367,9 @@ def target_environment(python: str | None = None, prefix: str | None = None) -> 
     )
 
 
-def activation_files(target: Target, warnings: list[str]) -> list[ActivationFile]:
+def activation_files(target: Target, warnings: list[str]) -> list[install.ActivationFile]:
     try:
-        found = install.installed(None if target.here else install.locate(target.prefix))
+        return install.installed(None if target.here else install.locate(target.prefix))
     except install.InstallError as exc:
         warnings.append(str(exc))
         return []
-    return [
-        ActivationFile(
-            method=method,
-            path=None if entry["path"] is None else str(entry["path"]),
-            installed=bool(entry["installed"]),
-            current=bool(entry["current"]),
-        )
-        for method, entry in found.items()
-    ]

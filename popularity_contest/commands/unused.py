@@ -7,7 +7,7 @@ Verdicts and the promise behind them: :mod:`popularity_contest.answers.unused` a
   threshold, ``>=N`` when it is a lower bound);
 * ``json``: ``{"python", "window": {"start", "end"}, "hub", "min_processes",
   "activation": {"ipython": bool, "site": bool}, "candidates", "distributions": [...]}``
-  (each distribution as :meth:`Verdict.as_dict`);
+  (each distribution as :meth:`Judgement.as_dict`);
 * ``csv``: a row per distribution, with the window's ``window_start``/``window_end`` on
   every row;
 * ``requirements``: the removal candidates ``pip uninstall -r`` may act on, as
@@ -25,7 +25,7 @@ from popularity_contest.answers.environment import Environment, inspect, interpr
 from popularity_contest.answers.formats import number, table, to_csv
 from popularity_contest.answers.ranking import NO_HUB
 from popularity_contest.answers.sources import open_source, require_hub
-from popularity_contest.answers.unused import Verdict, imports_per_package, judge
+from popularity_contest.answers.unused import Judgement, Verdict, imports_per_package, judge
 from popularity_contest.answers.window import Window, iso
 from popularity_contest.commands.report import asked_window
 
@@ -45,16 +45,16 @@ CSV_COLUMNS = [
 ]
 
 
-def processes_text(verdict: Verdict) -> str:
+def processes_text(judgement: Judgement) -> str:
     """``12``, ``>=12`` (a lower bound) or ``-`` (hidden by the privacy threshold)."""
-    if verdict.processes is None:
+    if judgement.processes is None:
         return "-"
-    text = str(number(verdict.processes))
-    return text if verdict.exact or verdict.processes == 0 else ">=" + text
+    text = str(number(judgement.processes))
+    return text if judgement.exact or judgement.processes == 0 else ">=" + text
 
 
 def render(
-    verdicts: Sequence[Verdict],
+    verdicts: Sequence[Judgement],
     fmt: str,
     *,
     span: Window,
@@ -107,8 +107,8 @@ def render(
 
 
 def _text(
-    verdicts: Sequence[Verdict],
-    candidates: Sequence[Verdict],
+    verdicts: Sequence[Judgement],
+    candidates: Sequence[Judgement],
     *,
     span: Window,
     python: str,
@@ -122,7 +122,7 @@ def _text(
         [
             v.distribution,
             v.version,
-            v.verdict,
+            v.verdict.value,
             processes_text(v),
             v.manager,
             " ".join(v.packages) or "-",
@@ -130,7 +130,7 @@ def _text(
         ]
         for v in verdicts
     ]
-    unused = sum(1 for v in verdicts if v.verdict == "unused")
+    unused = sum(1 for v in verdicts if v.verdict is Verdict.UNUSED)
     hub_text = "all hubs" if hub is None else hub or NO_HUB
     on = [m for m, present in activation.items() if present]
     head = [

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from popularity_contest.collector.exposition import PopconCollector, registry_for
+from popularity_contest.collector.exposition import Health, PopconCollector, registry_for
 from popularity_contest.collector.store import IMPORTED_PACKAGE, Store, series_key
 from popularity_contest.collector.web.api import MAX_CELLS, Api, Response
 from popularity_contest.collector.web.cache import AnswerCache
@@ -30,7 +30,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
         at=NOW - 3600,
     )
     yield Api(
-        store, registry_for(PopconCollector(dict, dict), CollectorRegistry()), clock=lambda: NOW
+        store, registry_for(PopconCollector(dict, Health), CollectorRegistry()), clock=lambda: NOW
     )
     store.close()  # Python 3.13 warns about a connection left open
 

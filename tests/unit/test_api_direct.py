@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from popularity_contest.collector.exposition import PopconCollector, registry_for
+from popularity_contest.collector.exposition import Health, PopconCollector, registry_for
 from popularity_contest.collector.store import Store, series_key
 from popularity_contest.collector.web.api import Api
 from popularity_contest.names import DIRECTLY_IMPORTED_PACKAGE
@@ -24,7 +24,7 @@ def test_direct_counts_are_served_and_hidden_below_the_threshold(tmp_path: Path)
         },
         at=NOW - 3600,
     )
-    registry = registry_for(PopconCollector(dict, dict), CollectorRegistry())
+    registry = registry_for(PopconCollector(dict, Health), CollectorRegistry())
     for threshold, expected in ((1, {"numpy": 4, "rare": 1}), (2, {"numpy": 4})):
         api = Api(store, registry, clock=lambda: NOW, min_processes=threshold)
         reply = api.handle("/api/v1/packages?metric=directly_imported_package")

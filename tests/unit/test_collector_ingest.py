@@ -11,11 +11,12 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from popularity_contest.collector.exposition import PopconCollector, registry_for
-from popularity_contest.collector.ingest import Ingest
+from popularity_contest.collector.exposition import Health, PopconCollector, registry_for
+from popularity_contest.collector.ingest import Ingest, IngestStats
 from popularity_contest.collector.mapping import Mapper
+from popularity_contest.collector.outcomes import Bad, Refused
 from popularity_contest.collector.store import IMPORTED_PACKAGE, Store, series_key
-from popularity_contest.collector.web.api import Api
+from popularity_contest.collector.web.api import Api, Response
 
 MAPPER = Mapper.load()
 NUMPY = series_key(IMPORTED_PACKAGE, {"namespace": "", "package": "numpy"})
@@ -36,28 +37,58 @@ def test_report_lines_become_increments_and_repeats_add_up() -> None:
     }
     assert sink.take() == {}
     stats = sink.stats()
-    assert (stats["datagrams"], stats["lines"], stats["stored"]) == (2, 4, 4)
+    assert (stats.datagrams, stats.lines, stats.stored) == (2, 4, 4)
 
 
 @pytest.mark.parametrize(
     ("line", "outcome"),
     [
-        (b"\xff\xfe:1|c", "bad:malformed_line"),
-        (b"garbage", "bad:malformed_line"),
-        (b"python_popcon.imported_package.numpy:-1|c", "bad:illegal_negative_counter"),
-        (b"python_popcon.imported_package.numpy:1|c|@0.0000001", "bad:increment_too_large"),
-        (b"python_popcon.imported_package.numpy:1|c|@7", "bad:invalid_sample_factor"),
-        (b"python_popcon.imported_package.numpy:1|g", "ignored"),
-        (b"python_popcon.imported_package.numpy:1|s", "ignored"),
-        (b"python_popcon.somewhere.numpy:1|c", "unmapped"),
+        (b"\xff\xfe:1|c", Bad.MALFORMED_LINE),
+        (b"garbage", Bad.MALFORMED_LINE),
+        (b"python_popcon.imported_package.numpy:-1|c", Bad.ILLEGAL_NEGATIVE_COUNTER),
+        (b"python_popcon.imported_package.numpy:1|c|@0.0000001", Bad.INCREMENT_TOO_LARGE),
+        (b"python_popcon.imported_package.numpy:1|c|@7", Bad.INVALID_SAMPLE_FACTOR),
+        (b"python_popcon.imported_package.numpy:1|g", Refused.IGNORED),
+        (b"python_popcon.imported_package.numpy:1|s", Refused.IGNORED),
+        (b"python_popcon.somewhere.numpy:1|c", Refused.UNMAPPED),
     ],
 )
-def test_refused_lines_are_counted_by_reason_and_store_nothing(line: bytes, outcome: str) -> None:
+def test_refused_lines_are_counted_by_reason_and_store_nothing(
+    line: bytes, outcome: Bad | Refused
+) -> None:
     sink = ingest()
     sink.feed(line)
     sink.feed(line)  # the second time comes from the cache: same outcome
     assert sink.take() == {}
-    assert sink.stats()["refused"] == {outcome: 2}
+    assert sink.stats().refused == {outcome: 2}
+
+
+def test_refusal_label_values_are_pinned() -> None:
+    # The `reason` label values of popcon_collector_lines_bad_total are a contract (alerts
+    # and dashboards select on them): renaming a member must not rename a label.
+    assert sorted(reason.value for reason in Bad) == [
+        "empty_metric_name",
+        "illegal_event",
+        "illegal_negative_counter",
+        "increment_too_large",
+        "invalid_label_name",
+        "invalid_metric_name",
+        "invalid_sample_factor",
+        "label_too_long",
+        "line_too_long",
+        "malformed_component",
+        "malformed_line",
+        "malformed_tag",
+        "malformed_value",
+        "mixed_tagging_styles",
+        "name_too_long",
+        "reserved_label",
+        "too_many_labels",
+    ]
+    text = exposition({}, IngestStats(refused=dict.fromkeys(Refused, 1)))
+    for name in ("unmapped", "dropped_by_rule", "ignored"):
+        assert f"popcon_collector_lines_{name}_total 1.0" in text
+    assert "popcon_collector_series_overflow_total 1.0" in text
 
 
 def test_sample_rate_scales_counters() -> None:
@@ -70,7 +101,7 @@ def test_oversize_datagrams_are_dropped_whole() -> None:
     sink = ingest(max_datagram=100)
     sink.feed(b"python_popcon.imported_package.numpy:1|c\n" * 10)
     assert sink.take() == {}
-    assert (sink.stats()["oversize"], sink.stats()["lines"]) == (1, 0)
+    assert (sink.stats().oversize, sink.stats().lines) == (1, 0)
 
 
 def test_series_cap_counts_overflow_and_keeps_known_series() -> None:
@@ -79,7 +110,7 @@ def test_series_cap_counts_overflow_and_keeps_known_series() -> None:
     sink.feed(lines)
     sink.feed(b"python_popcon.imported_package.p0:1|c")
     assert sorted(dict(key[1])["package"] for key in sink.take()) == ["p0", "p1"]
-    assert sink.stats()["refused"] == {"overflow": 3}
+    assert sink.stats().refused == {Refused.OVERFLOW: 3}
     assert sink.series_count() == 2
 
 
@@ -109,14 +140,13 @@ def test_arbitrary_bytes_never_raise_and_every_line_is_accounted_for(
     for datagram in [*datagrams, b"\n".join(datagrams)]:
         sink.feed(datagram)
     stats = sink.stats()
-    refused = stats["refused"]
-    assert isinstance(refused, dict)
-    assert stats["lines"] == stats["stored"] + sum(refused.values())
+    assert stats.lines == stats.stored + sum(stats.refused.values())
 
 
-def exposition(series: dict, stats: dict | None = None) -> str:  # type: ignore[type-arg]
+def exposition(series: dict, stats: IngestStats | None = None) -> str:  # type: ignore[type-arg]
+    health = Health(ingest=stats or IngestStats())
     registry = registry_for(
-        PopconCollector(lambda: series, lambda: stats or {}, MAPPER.help), CollectorRegistry()
+        PopconCollector(lambda: series, lambda: health, MAPPER.help), CollectorRegistry()
     )
     return generate_latest(registry).decode("utf-8")
 
@@ -128,7 +158,9 @@ def test_metrics_names_are_exactly_the_mapped_names_and_values_escaped() -> None
         series_key(IMPORTED_PACKAGE, {"namespace": hostile, "package": "p"}): 1.0,
         series_key("some_gauge_like_name", {"kind": "x"}): 2.0,
     }
-    text = exposition(series, {"lines": 7, "refused": {"bad:malformed_line": 2, "unmapped": 1}})
+    text = exposition(
+        series, IngestStats(lines=7, refused={Bad.MALFORMED_LINE: 2, Refused.UNMAPPED: 1})
+    )
     assert "evil_metric" not in [f.name for f in text_string_to_metric_families(text)]
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -193,7 +225,7 @@ def test_labels_and_sizes_that_could_break_or_bloat_are_refused_and_counted(
     sink = ingest(max_datagram=10_000)
     sink.feed(line)
     assert sink.take() == {}
-    assert sink.stats()["refused"] == {f"bad:{reason}": 1}
+    assert sink.stats().refused == {Bad(reason): 1}
     text = exposition({}, sink.stats())
     assert list(text_string_to_metric_families(text))  # still parses
     assert f'popcon_collector_lines_bad_total{{reason="{reason}"}} 1.0' in text
@@ -208,7 +240,7 @@ def test_line_cache_is_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None
         sink.feed(b"unmapped.%d." % i + b"x" * 900 + b":1|c")
     assert sink._cache_bytes <= 20_000
     assert len(sink._cache) <= 20_000 // 900
-    assert sink.stats()["refused"] == {"unmapped": 200}
+    assert sink.stats().refused == {Refused.UNMAPPED: 200}
 
 
 def test_series_cap_is_logged_once_and_known_series_keep_counting(
@@ -220,7 +252,7 @@ def test_series_cap_is_logged_once_and_known_series_keep_counting(
         sink.feed(b"python_popcon.imported_package." + package + b":1|c")
     sink.feed(b"python_popcon.imported_package.a:1|c")
     assert sink.take()[series_key(IMPORTED_PACKAGE, {"namespace": "", "package": "a"})] == 2.0
-    assert sink.stats()["refused"] == {"overflow": 3}
+    assert sink.stats().refused == {Refused.OVERFLOW: 3}
     assert sink.full()
     assert [r.getMessage() for r in caplog.records].count(
         next(r.getMessage() for r in caplog.records if "series cap reached" in r.getMessage())
@@ -236,7 +268,7 @@ def test_series_cap_is_logged_once_and_known_series_keep_counting(
 def test_api_endpoints(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "s.db")
     store.add({NUMPY: 3}, at=1714557600)  # 2024-05-01T10:00:00Z
-    api = Api(store, registry_for(PopconCollector(dict, dict), CollectorRegistry()))
+    api = Api(store, registry_for(PopconCollector(dict, Health), CollectorRegistry()))
     body = json.loads(api.handle("/api/v1/popularity?start=2024-05-01&end=2024-05-02").body)
     assert body["counts"] == [
         {"period": "2024-05-01T00:00:00Z", "namespace": "", "package": "numpy", "count": 3}
@@ -256,8 +288,10 @@ def test_api_endpoints(tmp_path: Path) -> None:
 
 def test_api_hands_other_paths_to_the_page_hook(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "s.db")
-    registry = registry_for(PopconCollector(dict, dict), CollectorRegistry())
-    api = Api(store, registry, page=lambda t: (200, "text/html", b"<p>") if t == "/" else None)
+    registry = registry_for(PopconCollector(dict, Health), CollectorRegistry())
+    api = Api(
+        store, registry, page=lambda t: Response(200, "text/html", b"<p>") if t == "/" else None
+    )
     assert api.handle("/").body == b"<p>"
     assert api.handle("/metrics").content_type.startswith("text/plain")
     assert api.handle("/elsewhere").status == 404

@@ -93,10 +93,12 @@ def test_every_metric_is_in_the_metrics_reference() -> None:
 
 def test_every_health_metric_of_the_collector_is_in_the_metrics_reference() -> None:
     pytest.importorskip("prometheus_client", reason="the collector extra is not installed")
-    from popularity_contest.collector.exposition import PopconCollector
+    from popularity_contest.collector.exposition import Health, PopconCollector
+    from popularity_contest.collector.ingest import IngestStats
+    from popularity_contest.collector.outcomes import Bad
 
-    stats = {"kernel_drops": 0, "refused": {"bad:syntax": 1}}
-    collector = PopconCollector(lambda: {}, lambda: stats)
+    health = Health(IngestStats(refused={Bad.MALFORMED_LINE: 1}), kernel_drops=0)
+    collector = PopconCollector(lambda: {}, lambda: health)
     names = {sample.name for family in collector.collect() for sample in family.samples}
     assert "popcon_collector_lines_received_total" in names
     page = METRICS_PAGE.read_text()

@@ -16,7 +16,7 @@ from prometheus_client.registry import CollectorRegistry
 from tornado.httpclient import HTTPResponse
 from tornado.testing import AsyncHTTPTestCase
 
-from popularity_contest.collector.exposition import PopconCollector, registry_for
+from popularity_contest.collector.exposition import Health, PopconCollector, registry_for
 from popularity_contest.collector.store import Store
 from popularity_contest.collector.web import app as web
 from popularity_contest.collector.web import hubauth
@@ -115,7 +115,7 @@ class HubAppBase(AsyncHTTPTestCase):
     def get_app(self) -> Any:
         self.tmp = Path(tempfile.mkdtemp(prefix="popcon-hubauth-"))
         self.store = Store.open(self.tmp / "popcon.sqlite3")
-        registry = registry_for(PopconCollector(dict, dict), CollectorRegistry())
+        registry = registry_for(PopconCollector(dict, Health), CollectorRegistry())
         self.auth = StubHubOAuth(
             api_token="service-secret",  # noqa: S106 - a fake token for the stub
             oauth_client_id="service-popcon",

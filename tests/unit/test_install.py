@@ -102,17 +102,17 @@ def test_install_then_uninstall_is_idempotent(tmp_path: Path, method: str) -> No
 def test_installed_reports_presence_and_staleness(tmp_path: Path) -> None:
     prefix = fake_env(tmp_path / "env")
     env = install.locate(prefix)
-    assert {m: s["installed"] for m, s in install.installed(env).items()} == {
+    assert {f.method: f.installed for f in install.installed(env)} == {
         "ipython": False,
         "site": False,
     }
     install.install("site", prefix)
     env.startup_file().parent.mkdir(parents=True)
     env.startup_file().write_text("# old\n")
-    state = install.installed(env)
-    assert state["site"] == {"path": str(env.pth_file()), "installed": True, "current": True}
-    assert state["ipython"]["installed"] is True
-    assert state["ipython"]["current"] is False
+    state = {f.method: f for f in install.installed(env)}
+    assert state["site"] == install.ActivationFile("site", str(env.pth_file()), True, True)
+    assert state["ipython"].installed is True
+    assert state["ipython"].current is False
 
 
 @pytest.mark.parametrize(
@@ -249,8 +249,7 @@ def test_resolve_prefers_ipv4() -> None:
         calls.append(family)
         return [(family, kind, 17, "", ("192.0.2.1" if family else "::1", port))]
 
-    found, error = check_steps.resolve("collector", 8125, 1.0, fake)
-    assert error is None
+    found = check_steps.resolve("collector", 8125, 1.0, fake)
     assert found == (socket.AF_INET, ("192.0.2.1", 8125))
     assert calls == [socket.AF_INET]
 
@@ -259,10 +258,8 @@ def test_resolve_reports_failure() -> None:
     def fail(*_args: object) -> list[tuple[Any, ...]]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    found, error = check_steps.resolve("nowhere", 8125, 1.0, fail)
-    assert found is None
-    assert error is not None
-    assert "not known" in error
+    with pytest.raises(check_steps.UnreachableError, match="not known"):
+        check_steps.resolve("nowhere", 8125, 1.0, fail)
 
 
 def test_resolve_never_waits_longer_than_its_timeout() -> None:
@@ -274,12 +271,12 @@ def test_resolve_never_waits_longer_than_its_timeout() -> None:
 
     started = time.monotonic()
     try:
-        found, error = check_steps.resolve("hangs", 8125, 0.2, hang)
+        with pytest.raises(check_steps.UnreachableError) as caught:
+            check_steps.resolve("hangs", 8125, 0.2, hang)
     finally:
         release.set()
     assert time.monotonic() - started < 2.0
-    assert found is None
-    assert error == "no answer within 0.2 s"
+    assert str(caught.value) == "no answer within 0.2 s"
 
 
 def test_check_fails_fast_when_resolution_hangs(monkeypatch: pytest.MonkeyPatch) -> None:

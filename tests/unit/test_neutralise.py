@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from popularity_contest.answers.formats import csv_cell, table, terminal_text, to_csv
-from popularity_contest.collector.exposition import PopconCollector, registry_for
+from popularity_contest.collector.exposition import Health, PopconCollector, registry_for
 from popularity_contest.collector.store import (
     IMPORTED_PACKAGE,
     PROCESSES_REPORTED,
@@ -68,7 +68,7 @@ def hostile_store(tmp_path: Path) -> Path:
 
 def test_the_api_csv_neutralises_formulas(hostile_store: Path) -> None:
     with Store.open(hostile_store) as store:
-        api = Api(store, registry_for(PopconCollector(dict, dict), CollectorRegistry()))
+        api = Api(store, registry_for(PopconCollector(dict, Health), CollectorRegistry()))
         for path in ("/api/v1/packages?format=csv", "/api/v1/popularity?format=csv"):
             rows = list(csv.DictReader(io.StringIO(api.handle(path).body.decode(), newline="")))
             packages = {row["package"] for row in rows}

@@ -46,6 +46,7 @@ def test_below_the_threshold_the_page_says_hidden_not_unused(store: Store, tmp_p
     found = re.findall(r"<tr class='(\w+)'><td>([a-z]+)</td>", text)
     verdicts = {name: verdict for verdict, name in found}
     assert verdicts == {"common": "used", "rare": "hidden", "idle": "unused"}
+    assert [verdict for verdict, _ in found] == ["unused", "hidden", "used"]  # candidates first
     assert "1 removal candidates" in text
     assert "Hidden is not unused" in text
     assert "<th>processes</th><th>managed by</th>" in text
@@ -62,3 +63,18 @@ def test_per_period_chart_does_not_stack_packages_on_a_processes_axis(store: Sto
     assert '"barmode":"stack"' not in script
     assert '"processes that imported it"' in script
     assert '"type":"scatter"' in script
+
+
+def test_an_environment_that_cannot_be_inspected_is_said_on_the_page(
+    store: Store, tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "no-such-python")
+    for now in (NOW, NOW + 1):  # the second answer comes from the cache
+        context = page.context(store, {"window": "7d"}, environment=missing, now=now)
+        problem = context["unused_problem"]
+        assert isinstance(problem, str)
+        assert problem.startswith(missing + ": ")
+        assert context["verdicts"] == []
+    text = page.render(store, {"window": "7d"}, environment=missing, now=NOW).decode()
+    assert f"<p class='note'>{missing}: " in text
+    assert "<table id='unused'>" not in text

@@ -44,10 +44,9 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def html(store: Store, target: str = "/", **options: object) -> str:
     reply = page.respond(store, target, clock=lambda: NOW, **options)  # type: ignore[arg-type]
     assert reply is not None
-    status, content_type, body = reply
-    assert status == 200
-    assert content_type == "text/html; charset=utf-8"
-    return body.decode()
+    assert reply.status == 200
+    assert reply.content_type == "text/html; charset=utf-8"
+    return reply.body.decode()
 
 
 def number(text: str, ident: str) -> str:

@@ -12,6 +12,7 @@ import pytest
 from popularity_contest.answers.environment import Environment, Installed, interpreter
 from popularity_contest.answers.requirements import Requirements
 from popularity_contest.answers.unused import (
+    Verdict,
     judge,
     processes_of,
 )
@@ -64,7 +65,9 @@ def environment(*dists: Installed, activation: dict | None = None, **extra: obje
 
 
 def verdicts(env: Environment, imports: dict[str, float], **kwargs: object) -> dict[str, str]:
-    return {v.distribution: v.verdict for v in judge(env, imports, span=SPAN, **kwargs)}  # type: ignore[arg-type]
+    """``{distribution: verdict word}`` (the words outputs show)."""
+    found = judge(env, imports, span=SPAN, **kwargs)  # type: ignore[arg-type]
+    return {v.distribution: v.verdict.value for v in found}
 
 
 # --- extras ---------------------------------------------------------------------------------
@@ -200,7 +203,7 @@ def test_markers_are_evaluated_for_the_target_environment() -> None:
     assert result["weird"] == "dependency"
     assert result["not"] == "dependency"
     windows = Environment("/p", env.distributions, {**LINUX_311, "sys_platform": "win32"})
-    result = {v.distribution: v.verdict for v in judge(windows, {"app": 1.0})}
+    result = {v.distribution: v.verdict.value for v in judge(windows, {"app": 1.0})}
     assert result["winonly"] == "dependency"
     assert result["linuxonly"] == "unused"
 
@@ -215,12 +218,12 @@ def test_below_the_threshold_is_hidden_never_a_candidate() -> None:
     env = environment(dist("common"), dist("rare", "rare-dep"), dist("rare-dep"), dist("idle"))
     imports = {"common": 9.0, "rare": 4.0}
     found = {v.distribution: v for v in judge(env, imports, min_processes=5, span=SPAN)}
-    assert found["common"].verdict == "used"
-    assert found["rare"].verdict == "hidden"
+    assert found["common"].verdict is Verdict.USED
+    assert found["rare"].verdict is Verdict.HIDDEN
     assert found["rare"].processes is None  # the count is not shown
     assert found["rare"].as_dict()["processes"] is None
-    assert found["rare-dep"].verdict == "dependency"  # what a hidden one needs stays too
-    assert found["idle"].verdict == "unused"
+    assert found["rare-dep"].verdict is Verdict.DEPENDENCY  # what a hidden one needs stays too
+    assert found["idle"].verdict is Verdict.UNUSED
     text = render(list(found.values()), "requirements", span=SPAN, python="p", hub=None)
     assert text.splitlines() == ["idle==1.0"]
     table = render(list(found.values()), "table", span=SPAN, python="p", hub=None, min_processes=5)
@@ -242,10 +245,10 @@ def commands_env(activation: dict) -> Environment:
 
 def test_commands_are_kept_only_when_activation_cannot_observe_them() -> None:
     without_site = {v.distribution: v for v in judge(commands_env(IPYTHON_ONLY), {}, span=SPAN)}
-    assert without_site["numpy"].verdict == "commands"
+    assert without_site["numpy"].verdict is Verdict.COMMANDS
     assert "f2py" in without_site["numpy"].reason
     assert "without `install site`" in without_site["numpy"].reason
-    assert without_site["narwhals"].verdict == "commands"  # plotly's command needs it
+    assert without_site["narwhals"].verdict is Verdict.COMMANDS  # plotly's command needs it
     assert without_site["narwhals"].reason.startswith("required by plotly")
     # With `install site` for the whole window, running f2py imports numpy and is counted.
     assert verdicts(commands_env(SITE), {}) == {
@@ -259,7 +262,7 @@ def test_commands_are_kept_only_when_activation_cannot_observe_them() -> None:
 def test_site_installed_during_the_window_does_not_cover_it() -> None:
     late = {**SITE, "site": {**SITE["site"], "mtime": SPAN.start + 86400}}
     found = {v.distribution: v for v in judge(commands_env(late), {}, span=SPAN)}
-    assert found["numpy"].verdict == "commands"
+    assert found["numpy"].verdict is Verdict.COMMANDS
     assert "newer than the window's start" in found["numpy"].reason
 
 
@@ -282,7 +285,7 @@ def test_infrastructure_is_never_a_candidate_even_with_site() -> None:
         server_extensions=["srv_ext"],
     )
     found = {v.distribution: v for v in judge(env, {}, span=SPAN)}
-    assert {n for n, v in found.items() if v.verdict != "infrastructure"} == set()
+    assert {n for n, v in found.items() if v.verdict is not Verdict.INFRASTRUCTURE} == set()
     assert found["srv-ext"].reason == "enabled Jupyter server extension"
     assert found["lab-theme"].reason == "ships a JupyterLab extension"
     assert found["my-kernel"].reason == "ships a Jupyter kernel"
@@ -300,12 +303,12 @@ def test_startup_code_and_local_installs_are_kept() -> None:
         activation=SITE,
     )
     found = {v.distribution: v for v in judge(env, {}, span=SPAN)}
-    assert found["nspkg-thing"].verdict == "startup"
-    assert found["helper"].verdict == "startup"
-    assert found["mine"].verdict == "local"
-    assert found["mine-dep"].verdict == "local"
-    assert found["from-git"].verdict == "local"
-    assert found["from-wheel-file"].verdict == "unused"
+    assert found["nspkg-thing"].verdict is Verdict.STARTUP
+    assert found["helper"].verdict is Verdict.STARTUP
+    assert found["mine"].verdict is Verdict.LOCAL
+    assert found["mine-dep"].verdict is Verdict.LOCAL
+    assert found["from-git"].verdict is Verdict.LOCAL
+    assert found["from-wheel-file"].verdict is Verdict.UNUSED
 
 
 # --- only what pip can remove ---------------------------------------------------------------
@@ -322,7 +325,7 @@ def test_only_pip_and_uv_installs_with_a_record_are_listed_for_pip() -> None:
         activation=SITE,
     )
     found = judge(env, {}, span=SPAN)
-    assert {v.verdict for v in found} == {"unused"}
+    assert {v.verdict for v in found} == {Verdict.UNUSED}
     text = render(found, "requirements", span=SPAN, python="p", hub=None)
     assert text.splitlines() == ["by-pip==1.0", "by-uv==1.0"]
     managers = {v.distribution: v.manager for v in found}
@@ -351,6 +354,33 @@ def test_processes_is_the_largest_count_a_lower_bound_or_exact() -> None:
     row = next(line for line in table.splitlines() if line.startswith("attrs "))
     assert row.split()[3] == ">=17"
     assert ">=N: a lower bound" in table
+
+
+def test_verdict_words_and_both_orders_are_pinned() -> None:
+    # The words are an output contract (table, JSON, CSV, the page's rows and their classes).
+    assert [v.value for v in Verdict] == [
+        "used",
+        "hidden",
+        "infrastructure",
+        "dependency",
+        "local",
+        "commands",
+        "startup",
+        "unused",
+    ]
+    page_order = sorted(Verdict, key=lambda v: v.page_rank)
+    assert [v.value for v in page_order] == [
+        "unused",
+        "hidden",
+        "dependency",
+        "used",
+        "commands",
+        "startup",
+        "local",
+        "infrastructure",
+    ]
+    assert len({v.page_rank for v in Verdict}) == len(Verdict)
+    assert Verdict("hidden") is Verdict.HIDDEN
 
 
 def test_json_and_csv_carry_the_window() -> None:
@@ -384,8 +414,8 @@ def test_every_candidate_can_go_without_breaking_a_kept_one(missing: str) -> Non
     """The promise, checked on the graph: no kept distribution requires a candidate."""
     env = environment(*JUPYTER_STACK, dist("numpy", scripts=["f2py"]), activation=IPYTHON_ONLY)
     found = judge(env, {"yaml": 1.0})
-    candidates = {v.distribution for v in found if v.verdict == "unused"}
+    candidates = {v.distribution for v in found if v.verdict is Verdict.UNUSED}
     assert missing not in candidates
     graph = Requirements(env.distributions, LINUX_311)
-    kept = [v.distribution for v in found if v.verdict != "unused"]
+    kept = [v.distribution for v in found if v.verdict is not Verdict.UNUSED]
     assert not candidates & set(graph.closure(kept))

@@ -74,6 +74,8 @@ METRIC_ALIASES = {
 
 @dataclass(frozen=True)
 class Response:
+    """An answer: HTTP status, ``Content-Type`` and the encoded body."""
+
     status: int
     content_type: str
     body: bytes
@@ -157,7 +159,7 @@ class Api:
         registry: CollectorRegistry,
         healthy: Callable[[], str | None] | None = None,
         clock: Callable[[], float] = time.time,
-        page: Callable[[str], tuple[int, str, bytes] | None] | None = None,
+        page: Callable[[str], Response | None] | None = None,
         *,
         min_processes: int = 1,
         details: Callable[[], dict[str, object]] | None = None,
@@ -169,8 +171,8 @@ class Api:
         self.registry = registry
         self.healthy = healthy
         self.clock = clock
-        #: Serves what the API does not (e.g. the HTML page at ``/``): (status, type, body)
-        #: or None for "not mine".
+        #: Serves what the API does not (e.g. ``page.respond`` for ``/``): a response, or
+        #: None for "not mine".
         self.page = page
         #: Privacy threshold: package series counted fewer times in the window are hidden.
         self.min_processes = min_processes
@@ -193,7 +195,7 @@ class Api:
             if self.page is not None:
                 reply = self.page(target)
                 if reply is not None:
-                    return Response(*reply)
+                    return reply
             if parts.path == "/":
                 return _json(
                     200,

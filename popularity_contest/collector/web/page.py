@@ -3,12 +3,12 @@
 ``context(store, query, ...)`` computes what the page shows; ``render`` fills the template
 ``templates/page.html`` with it (its style in ``templates/page.css``; tornado's template
 engine, every value HTML-escaped unless the template says ``raw``); ``respond(store,
-target, ...)`` answers ``/`` with it and returns None for any other path. plotly.js comes
-from the ``plotly`` wheel (``plotly_directory``; the server serves it with tornado's
-``StaticFileHandler``, so nothing comes from a CDN). Charts are plotly figures given as JSON
-to ``Plotly.newPlot``. Query parameters (all optional, read into a ``Selection``; an unknown
-value means the default): ``window`` (one of ``WINDOWS``), ``aggregate`` (day, week, month),
-``hub`` and ``cluster``.
+target, ...)`` answers ``/`` with it (an ``api.Response``) and returns None for any other
+path. plotly.js comes from the ``plotly`` wheel (``plotly_directory``; the server serves it
+with tornado's ``StaticFileHandler``, so nothing comes from a CDN). Charts are plotly figures
+given as JSON to ``Plotly.newPlot``. Query parameters (all optional, read into a
+``Selection``; an unknown value means the default): ``window`` (one of ``WINDOWS``),
+``aggregate`` (day, week, month), ``hub`` and ``cluster``.
 
 Every string that came off the wire is data: HTML-escaped by the template, and escaped again
 for chart labels (``charts.chart_text``; the charts are built in ``charts``), because plotly
@@ -40,6 +40,7 @@ from popularity_contest.answers.sources import SourceError, StoreSource
 from popularity_contest.answers.window import Window, iso, parse_age
 from popularity_contest.collector.store import Store
 from popularity_contest.collector.web import charts
+from popularity_contest.collector.web.api import Response
 
 WINDOWS = ("24h", "7d", "30d", "90d", "365d")
 AGGREGATES = ("day", "week", "month")
@@ -49,22 +50,9 @@ PLOTLY_PATH = "/static/plotly.min.js"
 TEMPLATES = Path(__file__).with_name("templates")
 SERVICE_PREFIX = "JUPYTERHUB_SERVICE_PREFIX"  # set by JupyterHub for a managed service
 UNUSED_CACHE_SECONDS = 300.0
-# Candidates first; the rest as answers.unused.VERDICTS names them.
-PAGE_ORDER = (
-    "unused",
-    "hidden",
-    "dependency",
-    "used",
-    "commands",
-    "startup",
-    "local",
-    "infrastructure",
-)
 
-#: (status, content type, body)
-Reply = tuple[int, str, bytes]
-
-_unused_cache: dict[str, tuple[float, Environment | str]] = {}
+#: {environment: (when inspected, its listing or why it could not be listed)}
+_unused_cache: dict[str, tuple[float, Environment | InspectError]] = {}
 _unused_lock = threading.Lock()
 
 
@@ -98,8 +86,11 @@ def respond(
     min_processes: int | None = None,
     clock: Callable[[], float] = time.time,
     warnings: Sequence[str] = (),
-) -> Reply | None:
-    """The reply for ``target`` (path and query), or None when the page does not serve it."""
+) -> Response | None:
+    """The response for ``target`` (path and query), or None when the page does not serve it.
+
+    For ``Api``'s ``page`` hook (the server itself routes ``/`` to ``render`` through tornado).
+    """
     parts = urlsplit(target)
     if parts.path not in ("/", "/index.html"):
         return None
@@ -114,8 +105,8 @@ def respond(
             warnings=warnings,
         )
     except SourceError as error:
-        return 503, "text/plain; charset=utf-8", f"{error}\n".encode()
-    return 200, "text/html; charset=utf-8", body
+        return Response(503, "text/plain; charset=utf-8", f"{error}\n".encode())
+    return Response(200, "text/html; charset=utf-8", body)
 
 
 def _choice(query: Mapping[str, str], name: str, choices: Sequence[str], default: str) -> str:
@@ -142,24 +133,26 @@ def _unused(
     min_processes: int | None = None,
     span: Window | None = None,
     library_used: Mapping[tuple[str, str], float] | None = None,
-) -> list[unused.Verdict] | str:
-    """Verdicts for ``environment`` (its listing cached for a few minutes), or an error text.
+) -> list[unused.Judgement]:
+    """Verdicts for ``environment``, its listing (or failure) cached for a few minutes.
 
     ``packages``: every count, before the privacy threshold (``judge`` applies it: a
-    distribution imported below it is ``hidden``, never a removal candidate).
+    distribution imported below it is ``hidden``, never a removal candidate). Raises
+    ``InspectError`` when ``environment`` cannot be inspected.
     """
     with _unused_lock:
         cached = _unused_cache.get(environment)
         if cached is None or now - cached[0] > UNUSED_CACHE_SECONDS:
-            listing: Environment | str
+            listing: Environment | InspectError
             try:
                 listing = inspect(environment)
             except InspectError as error:
-                listing = str(error)
+                listing = error
             cached = _unused_cache[environment] = (now, listing)
     listing = cached[1]
-    if isinstance(listing, str):
-        return listing
+    if isinstance(listing, InspectError):
+        # A new exception each time: re-raising the cached one would grow its traceback.
+        raise InspectError(str(listing))
     return unused.judge(
         listing,
         unused.imports_per_package(packages),
@@ -341,23 +334,24 @@ def _unused_section(
     empty: dict[str, object] = {"unused_problem": None, "candidates": 0, "verdicts": []}
     if not environment:
         return empty
-    verdicts = _unused(
-        environment,
-        packages,
-        now,
-        min_processes=min_processes,
-        span=chosen.span,
-        library_used=source.distributions(chosen.span, chosen.hub),
-    )
-    if isinstance(verdicts, str):
-        return {**empty, "unused_problem": verdicts}
-    verdicts = sorted(verdicts, key=lambda v: PAGE_ORDER.index(v.verdict))
+    try:
+        judged = _unused(
+            environment,
+            packages,
+            now,
+            min_processes=min_processes,
+            span=chosen.span,
+            library_used=source.distributions(chosen.span, chosen.hub),
+        )
+    except InspectError as error:
+        return {**empty, "unused_problem": str(error)}
+    verdicts = sorted(judged, key=lambda v: v.verdict.page_rank)
     return {
         "unused_problem": None,
         "candidates": sum(1 for v in verdicts if v.candidate),
         "verdicts": [
             {
-                "verdict": v.verdict,
+                "verdict": v.verdict.value,
                 "distribution": v.distribution,
                 "version": v.version,
                 "processes": _processes(v),
@@ -370,8 +364,8 @@ def _unused_section(
     }
 
 
-def _processes(verdict: unused.Verdict) -> str:
-    if verdict.processes is None:
+def _processes(judgement: unused.Judgement) -> str:
+    if judgement.processes is None:
         return "-"  # hidden by the privacy threshold
-    text = _num(verdict.processes)
-    return text if verdict.exact or verdict.processes == 0 else "\u2265" + text
+    text = _num(judgement.processes)
+    return text if judgement.exact or judgement.processes == 0 else "\u2265" + text
