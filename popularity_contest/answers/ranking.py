@@ -21,7 +21,7 @@ the same ranking; their counts may be lower bounds (``exact``/``direct_exact`` F
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from popularity_contest.answers.formats import number
@@ -121,11 +121,8 @@ def rank(
     """
     if by not in RANKS:
         raise ValueError(f"cannot rank by {by!r}: one of {', '.join(RANKS)}")
-    groups: dict[str | None, dict[str, Entry]] = {}
-    for (hub, name), entry in entries.items():
-        group = groups.setdefault(hub if by_namespace else None, {})
-        before = group.get(name)
-        group[name] = entry if before is None else before.plus(entry)
+    groups = _grouped(entries, by_namespace=by_namespace)
+    order = _order(by, min_processes)
     rows: list[Row] = []
     for namespace in sorted(groups, key=lambda n: n or ""):
         denominator: float
@@ -138,34 +135,59 @@ def rank(
             for name, entry in groups[namespace].items()
             if entry.count > 0 and visible(entry.count, min_processes)
         ]
-
-        def order(item: tuple[str, Entry]) -> tuple[float, float, float, str]:
-            name, entry = item
-            if by == "processes":
-                return (-entry.count, 0.0, -entry.direct, name)
-            if masked(entry.direct, min_processes):
-                # After every unmasked row; never ordered by the hidden value.
-                return (1.0, -entry.count, 0.0, name)
-            return (0.0, -entry.direct, -entry.count, name)
-
         shown.sort(key=order)
         if limit is not None:
             shown = shown[: max(0, limit)]
         rows.extend(
-            Row(
-                name,
-                entry.count,
-                entry.count / denominator if denominator > 0 else None,
-                namespace,
-                None if masked(entry.direct, min_processes) else entry.direct,
-                entry.exact,
-                entry.direct_exact,
-                entry.packages,
-                entry.provided,
-            )
-            for name, entry in shown
+            _row(name, entry, namespace, denominator, min_processes) for name, entry in shown
         )
     return rows
+
+
+def _grouped(
+    entries: Mapping[tuple[str, str], Entry], *, by_namespace: bool
+) -> dict[str | None, dict[str, Entry]]:
+    """``{hub: {name: Entry}}``, or ``{None: ...}`` with the hubs' entries summed."""
+    groups: dict[str | None, dict[str, Entry]] = {}
+    for (hub, name), entry in entries.items():
+        group = groups.setdefault(hub if by_namespace else None, {})
+        before = group.get(name)
+        group[name] = entry if before is None else before.plus(entry)
+    return groups
+
+
+def _order(
+    by: str, min_processes: int | None
+) -> Callable[[tuple[str, Entry]], tuple[float, float, float, str]]:
+    """The sort key of ``(name, Entry)`` pairs ranked ``by`` processes or direct."""
+
+    def key(item: tuple[str, Entry]) -> tuple[float, float, float, str]:
+        name, entry = item
+        if by == "processes":
+            return (-entry.count, 0.0, -entry.direct, name)
+        if masked(entry.direct, min_processes):
+            # After every unmasked row; never ordered by the hidden value.
+            return (1.0, -entry.count, 0.0, name)
+        return (0.0, -entry.direct, -entry.count, name)
+
+    return key
+
+
+def _row(
+    name: str, entry: Entry, namespace: str | None, denominator: float, min_processes: int | None
+) -> Row:
+    """One shown row: its share of ``denominator`` processes, its direct count masked or not."""
+    return Row(
+        name,
+        entry.count,
+        entry.count / denominator if denominator > 0 else None,
+        namespace,
+        None if masked(entry.direct, min_processes) else entry.direct,
+        entry.exact,
+        entry.direct_exact,
+        entry.packages,
+        entry.provided,
+    )
 
 
 def top_packages(

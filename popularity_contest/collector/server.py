@@ -13,36 +13,31 @@ interval, while ``/healthz`` answers 503 naming the problem, the log says so (wh
 once a minute while it lasts, and when it ends) and ``popcon_collector_store_writable`` is 0.
 A deleted store is never recreated empty behind the operator's back.
 
-Threads: one receives datagrams (``collector.receiver``: blocking ``recv_into``, a large
-``SO_RCVBUF``) and feeds
-``Ingest`` (measured: see benchmarks/); one runs tornado's event loop for HTTP
-(``collector.web.app``), which hands store reads to a few query threads; the main thread
-flushes. One line per
-notable event is logged to stderr; the ``listening statsd=HOST:PORT http=HOST:PORT`` line
-says the collector is ready (with the ports actually bound, so port 0 works). Senders'
-addresses are never looked at, logged or stored.
+This module owns when things happen (start-up, the flush loop, signals, shutdown) and
+what is wired to what. Threads: one receives datagrams (``collector.receiver``: blocking
+``recv_into``, a large ``SO_RCVBUF``) and feeds ``Ingest`` (measured: see benchmarks/); one
+runs tornado's event loop for HTTP (``collector.web.serving``; the handlers are
+``collector.web.app``'s), which hands store reads to a few query threads; the main thread
+flushes. One line per notable event is logged to stderr; the ``listening
+statsd=HOST:PORT http=HOST:PORT`` line says the collector is ready (with the ports actually
+bound, so port 0 works). Senders' addresses are never looked at, logged or stored.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 import socket
-import sys
 import threading
 import time
 from types import FrameType
-from typing import Any
 
 from popularity_contest.collector.exposition import Health, PopconCollector, registry_for
 from popularity_contest.collector.ingest import Ingest
 from popularity_contest.collector.mapping import Mapper, MappingError
 from popularity_contest.collector.receiver import (
     Receiver,
-    bind_problem,
     bind_udp,
-    family,
     format_address,
     kernel_drops,
 )
@@ -51,11 +46,11 @@ from popularity_contest.collector.store import SeriesKey, Store, StoreError
 from popularity_contest.collector.web import app as web
 from popularity_contest.collector.web import hubauth
 from popularity_contest.collector.web.api import Api
+from popularity_contest.collector.web.serving import HttpThread, bind_http
 
 log = logging.getLogger("popularity_contest.serve")
 
 ROLL_UP_EVERY = 3600.0
-HTTP_BACKLOG = 1024  # connections the kernel queues before the event loop accepts them
 REPEAT_STORE_PROBLEM = 60.0  # seconds between log lines about the same store problem
 
 
@@ -69,10 +64,9 @@ class Server:
         self.ingest: Ingest | None = None
         self.udp: socket.socket | None = None
         self.http_sockets: list[socket.socket] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._context: web.Context | None = None
-        self._threads: list[threading.Thread] = []
         self.receiver: Receiver | None = None
+        self.http: HttpThread | None = None
         self._flush_lock = threading.Lock()
         self._flush_errors = 0
         self._store_problem: str | None = None
@@ -115,17 +109,15 @@ class Server:
         prefix = (hub or {}).get("JUPYTERHUB_SERVICE_PREFIX", "/")
         application = web.make_app(self._context, prefix)
         web.prepare_logging()
-        self.http_sockets = self._bind_http()
+        self.http_sockets = bind_http(config.http, SERVE_HTTP)
         if self.udp is not None:
             self.receiver = Receiver(self.udp, self.ingest)
             self.receiver.start()
         else:
             log.info("--no-statsd: nothing is received; page, API and /metrics read the store")
-        ready = threading.Event()
-        self._start(
-            lambda: self._serve_http(application, xheaders=hub is not None, ready=ready), "http"
-        )
-        ready.wait(10)
+        # Behind the hub's proxy (a hub login): X-Forwarded-Proto is the browser's scheme.
+        self.http = HttpThread(application, self.http_sockets, xheaders=hub is not None)
+        self.http.start()
         log.info(
             "listening statsd=%s http=%s",
             format_address(self.udp.getsockname()) if self.udp is not None else "off",
@@ -181,64 +173,6 @@ class Server:
             metrics_auth=config.metrics_auth,
         )
 
-    def _bind_http(self) -> list[socket.socket]:
-        from tornado.netutil import bind_sockets
-
-        host, port = self.config.http
-        try:
-            return bind_sockets(port, host, family=family(host), backlog=HTTP_BACKLOG)
-        except OSError as error:
-            raise OSError(
-                bind_problem(error, self.config.http, "HTTP", "--http", SERVE_HTTP)
-            ) from None
-
-    def _serve_http(self, application: Any, *, xheaders: bool, ready: threading.Event) -> None:
-        from tornado.httpserver import HTTPServer
-
-        # The event loop shares the GIL with the receiver and the query threads: switching
-        # every 1 ms instead of 5 ms keeps answers from the cache quick while a query runs.
-        sys.setswitchinterval(0.001)
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        self._loop = loop
-        server = HTTPServer(
-            application,
-            xheaders=xheaders,  # behind the hub's proxy: the scheme the browser used
-            idle_connection_timeout=30,
-            body_timeout=30,
-            max_body_size=64 * 1024,
-            max_buffer_size=1024 * 1024,
-        )
-        server.add_sockets(self.http_sockets)
-        loop.call_soon(ready.set)
-        try:
-            loop.run_forever()
-        finally:
-            server.stop()
-            try:
-                loop.run_until_complete(asyncio.wait_for(server.close_all_connections(), timeout=2))
-            except (asyncio.TimeoutError, RuntimeError):
-                pass
-            loop.close()
-
-    def _stop_http(self) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(loop.stop)
-            except RuntimeError:
-                pass
-        for thread in self._threads:
-            if thread.name == "popcon-http":
-                thread.join(timeout=5)
-        if self._context is not None:
-            self._context.executor.shutdown(wait=False, cancel_futures=True)
-
-    def _start(self, target: object, name: str) -> None:
-        thread = threading.Thread(target=target, name=f"popcon-{name}", daemon=True)  # type: ignore[arg-type]
-        thread.start()
-        self._threads.append(thread)
-
     def install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # embedded in a test or another program: the caller stops us
@@ -263,7 +197,10 @@ class Server:
         log.info("stopping%s", f" on {self._signal}" if self._signal else "")
         if self.receiver is not None:
             self.receiver.stop()
-        self._stop_http()
+        if self.http is not None:
+            self.http.stop()
+        if self._context is not None:
+            self._context.executor.shutdown(wait=False, cancel_futures=True)
         self.flush()
         unwritten = 0
         if self.ingest is not None:

@@ -1,5 +1,11 @@
 """The collector's SQLite store: counter increments in hourly buckets, rolled up to daily.
 
+This module owns the schema (``MIGRATIONS``) and every write: the collector's flushes
+(``add``), archived days (``add_archived_day``), the roll-up and ``prune``. The questions
+asked of the counts (``counts``, ``totals``, ``namespaces``...) live in
+:mod:`popularity_contest.collector.queries`, which ``Store`` extends; SQLite's mechanics
+(open, pragmas, migrations, transactions) in :mod:`popularity_contest.collector.sqlitedb`.
+
 One file holds everything (``PRAGMA user_version`` is the schema version; ``MIGRATIONS``
 upgrades older files in place). Write-ahead logging lets the report command and the page read
 while ``serve`` writes; each flush is one transaction, so a crash loses at most what was not
@@ -38,9 +44,9 @@ import fnmatch
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from collections.abc import Mapping
 
+from popularity_contest.collector.queries import Queries
 from popularity_contest.collector.series import (  # re-exported: part of the Store API
     AGGREGATES,
     DAY,
@@ -54,7 +60,7 @@ from popularity_contest.collector.series import (  # re-exported: part of the St
     series_key,
     to_timestamp,
 )
-from popularity_contest.collector.sqlitedb import SqliteDb, StoreError
+from popularity_contest.collector.sqlitedb import StoreError
 from popularity_contest.names import (  # re-exported: part of the Store API
     IMPORTED_PACKAGE,
     LIBRARY_USED,
@@ -125,8 +131,11 @@ MIGRATIONS: list[str] = [
 ]
 
 
-class Store(SqliteDb):
-    """The counts store over ``SqliteDb`` (thread-safe: one connection behind a lock)."""
+class Store(Queries):
+    """The counts store: its schema, its writes and (from ``Queries``) its reads.
+
+    Thread-safe: one connection behind a lock (``SqliteDb``).
+    """
 
     migrations = MIGRATIONS
 
@@ -137,7 +146,6 @@ class Store(SqliteDb):
     def _forget(self) -> None:
         self._ids.clear()  # series ids cached from a connection or transaction now gone
 
-    # --- writing -----------------------------------------------------------------------
     def series_keys(self) -> list[SeriesKey]:
         """Every series stored, as keys (the collector loads them to enforce its cap)."""
         with self._lock:
@@ -151,15 +159,6 @@ class Store(SqliteDb):
             self._ids[key] = series_id
             keys.append(key)
         return keys
-
-    def series_keys_of(self, metric: str, namespace: str | None = None) -> list[SeriesKey]:
-        """The series of ``metric`` (in ``namespace`` when given), as keys."""
-        sql = "SELECT name, labels FROM series WHERE name = ?"
-        parameters: list[object] = [metric]
-        if namespace is not None:
-            sql += " AND namespace = ?"
-            parameters.append(namespace)
-        return [series_key(str(n), json.loads(str(lb))) for n, lb in self._query(sql, parameters)]
 
     def add(self, increments: Mapping[SeriesKey, float], at: float | None = None) -> None:
         """Add increments to the hour holding ``at`` (default now), in one transaction."""
@@ -299,139 +298,3 @@ class Store(SqliteDb):
                 db.execute("DELETE FROM series WHERE id IN (SELECT id FROM temp.doomed)")
                 self._ids.clear()
         return [total for _, total in doomed]
-
-    # --- reading -----------------------------------------------------------------------
-    def series_count(self, namespace: str | None = None, metric: str | None = None) -> int:
-        """How many series of ``metric`` (any when None) in ``namespace`` (any when None)."""
-        clauses, parameters = ["1"], []
-        if metric is not None:
-            clauses.append("name = ?")
-            parameters.append(metric)
-        if namespace is not None:
-            clauses.append("namespace = ?")
-            parameters.append(namespace)
-        rows = self._query(f"SELECT COUNT(*) FROM series WHERE {' AND '.join(clauses)}", parameters)  # noqa: S608 - constant clauses
-        count: int = rows[0][0]  # type: ignore[assignment]
-        return count
-
-    def series_totals(self) -> list[Total]:
-        """All-time total of every series."""
-        rows = self._query("SELECT name, labels, total FROM series ORDER BY name, labels")
-        return [Total(str(n), json.loads(str(lb)), float(v)) for n, lb, v in rows]  # type: ignore[arg-type]
-
-    def namespaces(self) -> list[str]:
-        return [
-            str(row[0]) for row in self._query("SELECT DISTINCT namespace FROM series ORDER BY 1")
-        ]
-
-    def label_values(self, label: str) -> list[str]:
-        """The values ``label`` takes across the series, sorted (``""``: series without it),
-        read in SQL (one pass over the series table, no series loaded)."""
-        rows = self._query(
-            "SELECT DISTINCT coalesce(json_extract(labels, '$.' || json_quote(?)), '')"
-            " FROM series ORDER BY 1",
-            (label,),
-        )
-        return [str(row[0]) for row in rows]
-
-    def metrics(self) -> list[str]:
-        return [str(row[0]) for row in self._query("SELECT DISTINCT name FROM series ORDER BY 1")]
-
-    def _sums(  # noqa: PLR0917 - private, called in two places
-        self,
-        start: datetime | float,
-        end: datetime | float,
-        namespace: str | None,
-        metric: str | None,
-        period: str | None,
-        only: Iterable[Mapping[str, str]] | None = None,
-    ) -> list[tuple[object, ...]]:
-        """Rows ``(period start or 0, name, labels JSON, sum)`` per period and series.
-
-        A bucket counts when its start is in ``[start, end)``. Whole days in the window are
-        read from ``day`` (one row per series and day), the partial days at either end from
-        ``bucket``; ``period`` "hour" reads ``bucket`` only, None sums the whole window.
-        """
-        first, last = int(to_timestamp(start)), int(to_timestamp(end))
-        series = ["1"]
-        parameters: list[object] = []
-        if metric is not None:
-            series.append("name = ?")
-            parameters.append(metric)
-        if namespace is not None:
-            series.append("namespace = ?")
-            parameters.append(namespace)
-        if only is not None:
-            series.append("labels IN (SELECT value FROM json_each(?))")
-            parameters.append(json.dumps([labels_text(tuple(sorted(x.items()))) for x in only]))
-        chosen = f"SELECT id FROM series WHERE {' AND '.join(series)}"  # noqa: S608 - constant clauses
-        whole_first = -(-first // DAY) * DAY
-        whole_last = last - last % DAY
-        parts: list[tuple[str, int, int]] = []
-        if period == "hour" or whole_first >= whole_last:
-            parts.append(("bucket", first, last))
-        else:
-            if first < whole_first:
-                parts.append(("bucket", first, whole_first))
-            parts.append(("day", whole_first, whole_last))
-            if whole_last < last:
-                parts.append(("bucket", whole_last, last))
-        width = HOUR if period == "hour" else DAY
-        period_sql = "0" if period is None else f"start - start % {width}"
-        selects = []
-        values: list[object] = []
-        for table, low, high in parts:
-            selects.append(
-                f"SELECT {period_sql} AS p, series_id, value FROM {table}"  # noqa: S608 - constants
-                f" WHERE start >= ? AND start < ? AND series_id IN ({chosen})"
-            )
-            values += [low, high, *parameters]
-        return self._query(
-            "SELECT t.p, s.name, s.labels, SUM(t.value) FROM ("  # noqa: S608 - constants
-            + " UNION ALL ".join(selects)
-            + ") t JOIN series s ON s.id = t.series_id GROUP BY t.p, t.series_id",
-            values,
-        )
-
-    def counts(  # noqa: PLR0917 - its positional order is its documented API
-        self,
-        start: datetime | float,
-        end: datetime | float,
-        aggregate: str = "day",
-        namespace: str | None = None,
-        metric: str | None = IMPORTED_PACKAGE,
-        only: Iterable[Mapping[str, str]] | None = None,
-    ) -> list[Count]:
-        """Sums per period and series, ordered by period then largest first; ``only``: just
-        the series with these label sets."""
-        if aggregate not in AGGREGATES:
-            raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}")
-        rows = self._sums(
-            start, end, namespace, metric, "hour" if aggregate == "hour" else "day", only
-        )
-        sums: dict[tuple[int, str, str], float] = {}
-        periods: dict[int, int] = {}
-        for bucket, name, labels, value in rows:
-            day = int(bucket)  # type: ignore[call-overload]
-            begins = periods.get(day)
-            if begins is None:
-                begins = periods[day] = period_start(day, aggregate)
-            key = (begins, str(name), str(labels))
-            sums[key] = sums.get(key, 0.0) + float(value)  # type: ignore[arg-type]
-        ordered = sorted(sums.items(), key=lambda item: (item[0][0], -item[1], item[0][1:]))
-        return [
-            Count(datetime.fromtimestamp(period, timezone.utc), name, labels_of(labels), value)
-            for (period, name, labels), value in ordered
-        ]
-
-    def totals(
-        self,
-        start: datetime | float,
-        end: datetime | float,
-        namespace: str | None = None,
-        metric: str | None = IMPORTED_PACKAGE,
-    ) -> list[Total]:
-        """Sum per series over the window, largest first."""
-        rows = self._sums(start, end, namespace, metric, None)
-        ordered = sorted(rows, key=lambda r: (-float(r[3]), str(r[1]), str(r[2])))  # type: ignore[arg-type]
-        return [Total(str(n), labels_of(str(lb)), float(v)) for _, n, lb, v in ordered]  # type: ignore[arg-type]

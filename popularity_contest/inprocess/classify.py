@@ -114,45 +114,19 @@ class Distribution:
         )
 
     def top_level(self) -> frozenset[str]:
-        """The top-level names this distribution installs, from whatever list it has."""
+        """The top-level names this distribution installs, from whatever list it has
+        (read by ``layouts.listed_names``: only the slow paths and ``unused`` ask)."""
         if self._top_level is None:
-            names: set[str] = set()
-            listed = read(os.path.join(self.path, "top_level.txt"))
-            if listed is not None:
-                self.listed = True
-                names.update(line.strip() for line in listed.decode("utf-8", "replace").split())
-            if not names:
-                for path in self.files():
-                    first, slash, _rest = path.partition("/")
-                    if not slash:
-                        first = first.split(".", 1)[0]  # six.py, ujson.cpython-311-*.so
-                    if first and first != ".." and not first.endswith(META_SUFFIXES):
-                        names.add(first)
-            self._top_level = frozenset(names)
+            from popularity_contest.inprocess import layouts
+
+            self._top_level = layouts.listed_names(self)
         return self._top_level
-
-    def files(self) -> "list[str]":
-        """Installed files, relative to the site directory with ``/`` separators."""
-        record = read(os.path.join(self.path, "RECORD"))
-        if record is not None:
-            self.listed = True
-            return [
-                line.split(",", 1)[0].replace("\\", "/")
-                for line in record.decode("utf-8", "replace").splitlines()
-            ]
-        installed = read(os.path.join(self.path, "installed-files.txt"))
-        if installed is None:
-            return []
-        self.listed = True
-        from popularity_contest.inprocess import layouts
-
-        return layouts.egg_files(self, installed)
 
 
 class SiteDirectory:
     """The distributions installed in one site directory, listed once."""
 
-    __slots__ = ("_by_name", "_entries", "_owner", "_scanned", "kind", "layouts", "path")
+    __slots__ = ("_by_name", "_entries", "_owner", "kind", "layouts", "path")
 
     def __init__(self, path: str, kind: str) -> None:
         self.path = path
@@ -160,7 +134,6 @@ class SiteDirectory:
         self._entries: list[str] | None = None
         self._by_name: dict[str, list[Distribution]] | None = None
         self._owner: dict[str, Distribution | None] = {}
-        self._scanned = False
         #: Slow-path state kept by :mod:`popularity_contest.inprocess.layouts`.
         self.layouts: object = None
 
@@ -203,29 +176,13 @@ class SiteDirectory:
         """The distribution that installs top-level ``name`` here, if any."""
         if name in self._owner:
             return self._owner[name]
-        key = normalize(name)
-        # 1. The distribution is named like the package (numpy, six, requests).
-        found = self._named(key)
-        # 2. A distribution whose name contains it says so in its file list
-        #    (python-dateutil -> dateutil, PyYAML -> yaml, google-auth -> google).
-        by_name = self.distributions() if found is None else {}
-        if found is None:
-            for dist_name, dists in by_name.items():
-                if key in dist_name:
-                    found = next((d for d in dists if name in d.top_level()), None)
-                    if found is not None:
-                        break
-        # 3. Every file list of this directory, conda's records, unlisted distributions.
+        # The distribution is named like the package (numpy, six, requests); else the file
+        # lists say (python-dateutil -> dateutil), read by the slow paths.
+        found = self._named(normalize(name))
         if found is None:
             from popularity_contest.inprocess import layouts
 
-            if not self._scanned:
-                self._scanned = True
-                for dists in by_name.values():
-                    for dist in dists:
-                        for top in dist.top_level():
-                            self._owner.setdefault(top, dist)
-            found = self._owner.get(name) or layouts.fallback_owner(self, name)
+            found = layouts.listed_owner(self, name)
         self._owner[name] = found
         return found
 

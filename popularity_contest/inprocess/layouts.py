@@ -3,6 +3,11 @@
 :mod:`popularity_contest.inprocess.classify` imports this module only when the cheap path
 (a ``*.dist-info`` named like the package) fails, so most processes never load it:
 
+* ``listed_owner``: a distribution whose name contains the package's and lists it
+  (``python-dateutil`` -> ``dateutil``), else every file list of the site directory, read
+  once, else ``fallback_owner``;
+* ``listed_names`` and ``files``: a distribution's file lists (``top_level.txt``, else
+  ``RECORD`` or ``installed-files.txt``), behind ``Distribution.top_level``;
 * ``egg_files``: Debian/RPM and ``setup.py install`` egg-info lists files in
   ``installed-files.txt`` relative to the egg-info directory (``../bs4/__init__.py``);
 * ``fallback_owner``: conda's own records (``<prefix>/conda-meta/*.json``, ``"files"``
@@ -44,11 +49,13 @@ MAX_CONDA_BYTES = 32 << 20
 class _State:
     """What the slow paths learnt about one site directory."""
 
-    __slots__ = ("conda", "files")
+    __slots__ = ("conda", "files", "owners")
 
     def __init__(self) -> None:
         self.conda: dict[str, Distribution] | None = None
         self.files: dict[str | None, dict[str, Distribution]] = {}
+        #: Top-level name -> the first distribution listing it, once every list was read.
+        self.owners: dict[str, Distribution] | None = None
 
 
 def _state(site: SiteDirectory) -> _State:
@@ -63,6 +70,60 @@ def _anonymous(site: str, name: str = "", direct: "bytes | None" = None) -> Dist
     dist._direct = direct
     dist.listed = True
     return dist
+
+
+def listed_names(dist: Distribution) -> "frozenset[str]":
+    """The top-level names ``dist`` installs: ``top_level.txt``, else its file list."""
+    names: set[str] = set()
+    listed = read(os.path.join(dist.path, "top_level.txt"))
+    if listed is not None:
+        dist.listed = True
+        names.update(line.strip() for line in listed.decode("utf-8", "replace").split())
+    if not names:
+        for path in files(dist):
+            first, slash, _rest = path.partition("/")
+            if not slash:
+                first = first.split(".", 1)[0]  # six.py, ujson.cpython-311-*.so
+            if first and first != ".." and not first.endswith(META_SUFFIXES):
+                names.add(first)
+    return frozenset(names)
+
+
+def files(dist: Distribution) -> "list[str]":
+    """Installed files of ``dist``, relative to the site directory with ``/`` separators."""
+    record = read(os.path.join(dist.path, "RECORD"))
+    if record is not None:
+        dist.listed = True
+        return [
+            line.split(",", 1)[0].replace("\\", "/")
+            for line in record.decode("utf-8", "replace").splitlines()
+        ]
+    installed = read(os.path.join(dist.path, "installed-files.txt"))
+    if installed is None:
+        return []
+    dist.listed = True
+    return egg_files(dist, installed)
+
+
+def listed_owner(site: SiteDirectory, name: str) -> "Distribution | None":
+    """The owner of top-level ``name`` when no distribution of ``site`` is named like it."""
+    state = _state(site)
+    if state.owners is None:
+        # A distribution whose name contains the package's says so in its file list
+        # (python-dateutil -> dateutil, PyYAML -> yaml, google-auth -> google).
+        key = normalize(name)
+        for dist_name, dists in site.distributions().items():
+            if key in dist_name:
+                found = next((d for d in dists if name in d.top_level()), None)
+                if found is not None:
+                    return found
+        # Every file list of this directory, once; then conda's records, unlisted ones.
+        state.owners = {}
+        for dists in site.distributions().values():
+            for dist in dists:
+                for top in dist.top_level():
+                    state.owners.setdefault(top, dist)
+    return state.owners.get(name) or fallback_owner(site, name)
 
 
 def egg_files(dist: Distribution, installed: bytes) -> "list[str]":
@@ -210,7 +271,7 @@ def _file_index(site: SiteDirectory, top: "str | None") -> "dict[str, Distributi
     for dists in site.distributions().values():
         for dist in dists:
             if top is None or top in dist.top_level():
-                for path in dist.files():
+                for path in files(dist):
                     index.setdefault(path, dist)
     return index
 
@@ -256,5 +317,8 @@ __all__ = [
     "editable_owner",
     "egg_files",
     "fallback_owner",
+    "files",
+    "listed_names",
+    "listed_owner",
     "namespace_owners",
 ]

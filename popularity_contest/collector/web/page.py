@@ -1,13 +1,14 @@
 """The collector's page at ``/``: big numbers, top packages, per-hub breakdown, unused list.
 
 ``context(store, query, ...)`` computes what the page shows; ``render`` fills the template
-``templates/page.html`` with it (tornado's template engine, every value HTML-escaped unless
-the template says ``raw``); ``respond(store, target, ...)`` answers ``/`` with it (an
-``api.Response``) and returns None for any other path. plotly.js comes from the ``plotly``
-wheel (``plotly_directory``; the server serves it with tornado's ``StaticFileHandler``, so
-nothing comes from a CDN).
-Charts are plotly figures given as JSON to ``Plotly.newPlot``. Query parameters (all
-optional): ``window`` (one of ``WINDOWS``), ``aggregate`` (day, week, month) and ``hub``.
+``templates/page.html`` with it (its style in ``templates/page.css``; tornado's template
+engine, every value HTML-escaped unless the template says ``raw``); ``respond(store,
+target, ...)`` answers ``/`` with it (an ``api.Response``) and returns None for any other
+path. plotly.js comes from the ``plotly`` wheel (``plotly_directory``; the server serves it
+with tornado's ``StaticFileHandler``, so nothing comes from a CDN). Charts are plotly figures
+given as JSON to ``Plotly.newPlot``. Query parameters (all optional, read into a
+``Selection``; an unknown value means the default): ``window`` (one of ``WINDOWS``),
+``aggregate`` (day, week, month), ``hub`` and ``cluster``.
 
 Every string that came off the wire is data: HTML-escaped by the template, and escaped again
 for chart labels (``charts.chart_text``; the charts are built in ``charts``), because plotly
@@ -24,6 +25,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -192,16 +194,9 @@ def context(
 ) -> dict[str, object]:
     """What the page shows, as plain values for the template (strings not yet escaped)."""
     now = time.time() if now is None else now
-    window_name = _choice(query, "window", WINDOWS, "30d")
-    aggregate = _choice(query, "aggregate", AGGREGATES, "day")
-    hubs_seen = store.namespaces()
-    hub_param = query.get("hub")
-    hub = hub_param if hub_param is not None and hub_param in hubs_seen else None
-    span = Window(now - parse_age(window_name), now)
-    clusters_seen = StoreSource(store).clusters()
-    cluster_param = query.get("cluster")
-    cluster = cluster_param if cluster_param in clusters_seen else None
-    source = StoreSource(store, cluster=cluster)
+    chosen = _selection(store, query, now)
+    span, hub = chosen.span, chosen.hub
+    source = StoreSource(store, cluster=chosen.cluster)
     packages = source.packages(span, hub)
     processes = source.processes(span, hub)
     direct = source.direct(span, hub)
@@ -210,17 +205,9 @@ def context(
     shown = {row.package for row in total_rows}
     hubs_reporting = sorted(n for n, v in processes.items() if v > 0)
     values: dict[str, object] = {
-        "style": STYLE,
         "plotly": plotly_directory() is not None,
         "plotly_path": PLOTLY_PATH[1:],  # relative: works under a hub's service prefix
-        **_controls(window_name, aggregate, hubs_seen, hub, span),
-        # Several archived sources (`popularity-contest archive`): one at a time, or all.
-        "cluster_options": [
-            (name, name or "(this collector)", name == cluster) for name in clusters_seen
-        ]
-        if len(clusters_seen) > 1
-        else [],
-        "cluster_shown": cluster,
+        **_controls(chosen),
         "warnings": list(warnings),
         "numbers": [
             ("processes", _num(sum(processes.values())), "processes reported"),
@@ -229,45 +216,74 @@ def context(
         ],
         "min_processes": min_processes or 1,
         "figures": charts.figures(
-            store, span, aggregate, hub, total_rows, window_name=window_name, cluster=cluster
+            store,
+            span,
+            chosen.aggregate,
+            hub,
+            total_rows,
+            window_name=chosen.window_name,
+            cluster=chosen.cluster,
         ),
-        "hub_rows": _hub_rows(hubs_reporting, processes, per_hub_rows, window_name, aggregate),
+        "hub_rows": _hub_rows(hubs_reporting, processes, per_hub_rows, chosen),
         "package_rows": _package_rows(total_rows, min_processes),
         "packages_cut": max(0, len(total_rows) - MAX_TABLE_ROWS),
         "environment": environment,
-        "unused_problem": None,
-        "candidates": 0,
-        "verdicts": [],
+        **_unused_section(environment, source, chosen, packages, now, min_processes=min_processes),
         "script_json": _script_json,
     }
-    if environment:
-        # Aggregated over the hubs shown; below the privacy threshold means `hidden`.
-        values.update(
-            _unused_section(
-                environment,
-                packages,
-                now,
-                min_processes=min_processes,
-                span=span,
-                library_used=source.distributions(span, hub),
-            )
-        )
     return values
 
 
-def _controls(
-    window_name: str, aggregate: str, hubs_seen: Sequence[str], hub: str | None, span: Window
-) -> dict[str, object]:
-    """The page's form (window, period, hub) and the window and hub it shows."""
+@dataclass(frozen=True)
+class Selection:
+    """What the query asks the page to show, each choice checked against what exists."""
+
+    window_name: str  # one of WINDOWS
+    aggregate: str  # one of AGGREGATES
+    span: Window
+    hubs_seen: list[str]
+    hub: str | None  # None: every hub
+    clusters_seen: list[str]
+    cluster: str | None  # None: every cluster
+
+
+def _selection(store: Store, query: Mapping[str, str], now: float) -> Selection:
+    """The query's window, period, hub and cluster; an unknown value means the default."""
+    window_name = _choice(query, "window", WINDOWS, "30d")
+    hubs_seen = store.namespaces()
+    hub = query.get("hub")
+    clusters_seen = StoreSource(store).clusters()
+    cluster = query.get("cluster")
+    return Selection(
+        window_name=window_name,
+        aggregate=_choice(query, "aggregate", AGGREGATES, "day"),
+        span=Window(now - parse_age(window_name), now),
+        hubs_seen=hubs_seen,
+        hub=hub if hub is not None and hub in hubs_seen else None,
+        clusters_seen=clusters_seen,
+        cluster=cluster if cluster in clusters_seen else None,
+    )
+
+
+def _controls(chosen: Selection) -> dict[str, object]:
+    """The page's form (window, period, hub, cluster) and the window and hub it shows."""
+    clusters = chosen.clusters_seen
     return {
         "selects": [
-            ("window", "window", WINDOWS, window_name),
-            ("per", "aggregate", AGGREGATES, aggregate),
+            ("window", "window", WINDOWS, chosen.window_name),
+            ("per", "aggregate", AGGREGATES, chosen.aggregate),
         ],
-        "hub_options": [(name, name or NO_HUB, name == hub) for name in hubs_seen],
-        "window_start": iso(span.start),
-        "window_end": iso(span.end),
-        "hub_shown": None if hub is None else (hub or NO_HUB),
+        "hub_options": [(name, name or NO_HUB, name == chosen.hub) for name in chosen.hubs_seen],
+        "window_start": iso(chosen.span.start),
+        "window_end": iso(chosen.span.end),
+        "hub_shown": None if chosen.hub is None else (chosen.hub or NO_HUB),
+        # Several archived sources (`popularity-contest archive`): one at a time, or all.
+        "cluster_options": [
+            (name, name or "(this collector)", name == chosen.cluster) for name in clusters
+        ]
+        if len(clusters) > 1
+        else [],
+        "cluster_shown": chosen.cluster,
     }
 
 
@@ -275,14 +291,14 @@ def _hub_rows(
     hubs_reporting: Sequence[str],
     processes: Mapping[str, float],
     per_hub_rows: Sequence[Row],
-    window_name: str,
-    aggregate: str,
+    chosen: Selection,
 ) -> list[tuple[str, str, str, int, str]]:
     """(link, hub, processes, packages shown, top packages) per hub reporting."""
     hub_rows = []
     for name in hubs_reporting:
         rows = [r for r in per_hub_rows if (r.namespace or "") == name]
-        link = "?" + urlencode({"window": window_name, "aggregate": aggregate, "hub": name})
+        query = {"window": chosen.window_name, "aggregate": chosen.aggregate, "hub": name}
+        link = "?" + urlencode(query)
         tops = ", ".join(f"{r.package} ({_num(r.count)})" for r in rows[:8])
         hub_rows.append((link, name or NO_HUB, _num(processes[name]), len(rows), tops))
     return hub_rows
@@ -304,28 +320,34 @@ def _package_rows(
 
 
 def _unused_section(
-    environment: str,
+    environment: str | None,
+    source: StoreSource,
+    chosen: Selection,
     packages: Mapping[tuple[str, str], float],
     now: float,
     *,
     min_processes: int | None,
-    span: Window,
-    library_used: Mapping[tuple[str, str], float],
 ) -> dict[str, object]:
-    """The page's unused list: ``unused_problem``, or ``candidates`` and ``verdicts``."""
+    """The page's unused list: ``unused_problem``, or ``candidates`` and ``verdicts`` (none
+    without an ``environment``). Aggregated over the hubs shown; below the privacy threshold
+    a distribution is ``hidden``."""
+    empty: dict[str, object] = {"unused_problem": None, "candidates": 0, "verdicts": []}
+    if not environment:
+        return empty
     try:
         judged = _unused(
             environment,
             packages,
             now,
             min_processes=min_processes,
-            span=span,
-            library_used=library_used,
+            span=chosen.span,
+            library_used=source.distributions(chosen.span, chosen.hub),
         )
     except InspectError as error:
-        return {"unused_problem": str(error)}
+        return {**empty, "unused_problem": str(error)}
     verdicts = sorted(judged, key=lambda v: v.verdict.page_rank)
     return {
+        "unused_problem": None,
         "candidates": sum(1 for v in verdicts if v.candidate),
         "verdicts": [
             {
@@ -347,29 +369,3 @@ def _processes(judgement: unused.Judgement) -> str:
         return "-"  # hidden by the privacy threshold
     text = _num(judgement.processes)
     return text if judgement.exact or judgement.processes == 0 else "\u2265" + text
-
-
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 0; background: #f6f7f9; color: #1d2330; }
-main { max-width: 1180px; margin: 0 auto; padding: 16px 24px 40px; }
-h1 { font-size: 1.6em; margin: 8px 0 12px; }
-h2 { font-size: 1.2em; margin-top: 28px; }
-form label { margin-right: 12px; }
-.window, .note { color: #555; }
-.warning { background: #fff4e5; border-left: 4px solid #d9822b; padding: 8px 12px; }
-.numbers { display: flex; gap: 16px; margin: 16px 0; }
-.big { background: #fff; border-radius: 8px; padding: 14px 22px; flex: 1;
-       box-shadow: 0 1px 3px rgba(0,0,0,.12); }
-.big .value { display: block; font-size: 2.4em; font-weight: 600; color: #3b6ea5; }
-.big .label { color: #555; }
-.chart { background: #fff; border-radius: 8px; margin: 14px 0; padding: 6px;
-         box-shadow: 0 1px 3px rgba(0,0,0,.12); }
-table { border-collapse: collapse; background: #fff; width: 100%;
-        box-shadow: 0 1px 3px rgba(0,0,0,.12); }
-th, td { text-align: left; padding: 5px 10px; border-bottom: 1px solid #e3e6ea; }
-td.n { text-align: right; font-variant-numeric: tabular-nums; }
-tr.unused td { background: #fff4e5; }
-tr.infrastructure td, tr.dependency td, tr.hidden td { color: #666; }
-footer { margin-top: 30px; color: #777; font-size: .9em; }
-footer a { margin-left: 8px; }
-"""
