@@ -832,17 +832,32 @@ def _listing(path: str) -> "Iterable[str]":
 
 
 def _quick_kind(name: str, module: object) -> "str | None":
-    """``"site"``/``"user"`` when ``name`` surely counts by classify's first rule; else None."""
+    """``"site"``/``"user"`` when ``name`` surely counts by classify's rules; else None."""
     if (
-        not name.isascii()
-        or not name.isidentifier()
-        or name[0] == "_"
-        or name in _STANDARD
-        or name in sys.builtin_module_names
+        _never_counts(name)
         or not name.isalnum()  # no '_': its dist-info may spell it with '-' or '.'
         or not is_safe_component(name)
     ):
         return None
+    site = _site_of(name, module)
+    kind = None if site is None else _site_kinds().get(site)
+    texts = None if site is None or kind is None else _entries_text(site)
+    if site is None or texts is None:
+        return None
+    joined, text = texts
+    # 1. `<name>-*.dist-info`/`.egg-info`, the first in classify's (the listing's) order.
+    entry = _named_entry(joined, text, name.lower())
+    if entry is not None:
+        if os.path.exists(os.path.join(site, entry, "direct_url.json")):
+            return None  # maybe local: classify decides
+        return kind
+    # 2. No distribution is named like it: one whose name contains it may list it.
+    return kind if _listed_by_one(site, joined, text, name) else None
+
+
+def _site_of(name: str, module: object) -> "str | None":
+    """The directory holding ``module`` when it really is ``name`` (``<dir>/<name>/__init__.*``
+    or ``<dir>/<name>.*``), normalised as ``_site_kinds`` keys are; read from ``__dict__``."""
     try:
         namespace = object.__getattribute__(module, "__dict__")
         spec = namespace.get("__spec__")
@@ -862,16 +877,12 @@ def _quick_kind(name: str, module: object) -> "str | None":
             return None
     elif filename.split(".", 1)[0] != name:
         return None
-    site = os.path.normcase(os.path.abspath(directory))
-    kind = _site_kinds().get(site)
-    if kind is None:
-        return None
-    texts = _entries_text(site)
-    if texts is None:
-        return None
-    joined, text = texts
-    key = name.lower()
-    # 1. `<name>-*.dist-info`/`.egg-info`, the first in classify's (the listing's) order.
+    return os.path.normcase(os.path.abspath(directory))
+
+
+def _named_entry(joined: str, text: str, key: str) -> "str | None":
+    """The first metadata entry (listing order, as classify reads it) of the distribution
+    whose normalised name is ``key`` (lower case, no separator), or None."""
     start = text.find(f"/{key}-")
     while start >= 0:
         end = text.index("/", start + 1)
@@ -885,13 +896,9 @@ def _quick_kind(name: str, module: object) -> "str | None":
             part = stem.rpartition("-")[0] or stem
         else:
             part = stem.split("-", 1)[0]
-        if part.lower() != key:
-            continue  # not this distribution: keep looking, as classify does
-        if os.path.exists(os.path.join(site, entry, "direct_url.json")):
-            return None  # maybe local: classify decides
-        return kind
-    # 2. No distribution is named like it: one whose name contains it may list it.
-    return kind if _listed_by_one(site, joined, text, name) else None
+        if part.lower() == key:
+            return entry
+    return None
 
 
 def _never_counts(name: str) -> bool:

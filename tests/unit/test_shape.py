@@ -18,10 +18,11 @@ PACKAGE = ROOT / "popularity_contest"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
-#: Modules exempt from both limits.
+#: Modules exempt from the module limit (their functions are still held to 60 lines).
 EXEMPT_MODULES = {
-    # The single start-up module: it runs in every Python process, where each module
-    # imported costs ~0.33 M instructions (measured with callgrind, benchmarks/), so what
+    # The single start-up module: it runs in every Python process, where one more module
+    # imported at start-up costs ~0.47 M instructions (measured with callgrind: `import
+    # six` with the .pth would go from 1.094x to 1.101x, past issue 14's 1.10x), so what
     # start-up needs is kept in one file and everything else is loaded lazily beside it.
     # Its shape follows those measurements (benchmarks/_instructions.py), not line counts.
     "popularity_contest/inprocess/__init__.py",
@@ -69,7 +70,7 @@ def test_modules_stay_under_the_limit(path: Path) -> None:
     assert lines <= MAX_MODULE_LINES, f"{name_of(path)}: {lines} lines; split it along a seam"
 
 
-@pytest.mark.parametrize("path", CHECKED, ids=name_of)
+@pytest.mark.parametrize("path", MODULES, ids=name_of)
 def test_functions_stay_under_the_limit(path: Path) -> None:
     lengths = function_lengths(path.read_text(encoding="utf-8"))
     too_long = {
