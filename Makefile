@@ -77,8 +77,9 @@ MATRIX_TESTS := tests/integration/test_reporter.py tests/integration/test_report
 	tests/integration/test_reporter_direct.py tests/unit/test_direct_hook.py \
 	tests/integration/test_activation.py tests/integration/test_kernels.py \
 	tests/integration/test_no_real_collector.py tests/unit/test_inprocess_imports.py \
-	tests/unit/test_packages.py tests/unit/test_wire.py tests/unit/test_config.py \
-	tests/unit/test_statsd_line.py tests/unit/test_mapping.py tests/unit/test_store.py \
+	tests/unit/test_packages.py tests/unit/test_startup_shortcut.py tests/unit/test_wire.py \
+	tests/unit/test_config.py tests/unit/test_statsd_line.py tests/unit/test_mapping.py \
+	tests/unit/test_store.py \
 	tests/unit/test_collector_ingest.py tests/unit/test_serve_settings.py \
 	tests/unit/test_api_bounds.py tests/integration/test_collector.py
 matrix:
