@@ -69,36 +69,16 @@ system-deps:
 	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
 	command -v configurable-http-proxy >/dev/null || npm install -g --silent configurable-http-proxy
 
-# The reporter's, activation's and collector's tests under every Python users run (3.10-3.13),
-# each from the pyenv interpreters of this machine/CI, in a venv of its own
-# (.venv-matrix/<version>, pip install -e '.[dev]'). A missing interpreter is skipped with
-# a reason locally and fails under CI=true.
-MATRIX_TESTS := tests/integration/test_reporter.py tests/integration/test_reporter_layouts.py \
-	tests/integration/test_reporter_direct.py tests/unit/test_direct_hook.py \
-	tests/integration/test_activation.py tests/integration/test_kernels.py \
-	tests/integration/test_no_real_collector.py tests/unit/test_inprocess_imports.py \
-	tests/unit/test_packages.py tests/unit/test_startup_shortcut.py tests/unit/test_wire.py \
-	tests/unit/test_config.py tests/unit/test_statsd_line.py tests/unit/test_mapping.py \
-	tests/unit/test_store.py \
-	tests/unit/test_collector_ingest.py tests/unit/test_serve_settings.py \
-	tests/unit/test_api_bounds.py tests/integration/test_collector.py
-matrix:
-	@root=$$(pyenv root 2>/dev/null || echo "$$HOME/.pyenv"); status=0; \
+# The reporter's, activation's and collector's tests under every Python users run (3.10-3.13):
+# noxfile.py, with the newest pyenv interpreter of each minor version first on PATH. nox
+# skips a missing interpreter with its reason locally and fails under CI=true.
+matrix: $(STAMP)
+	@root=$$(pyenv root 2>/dev/null || echo "$$HOME/.pyenv"); path=; \
 	for minor in 10 11 12 13; do \
-	  python=$$(ls -d $$root/versions/3.$$minor*/bin/python 2>/dev/null | sort -V | tail -n 1); \
-	  if [ -z "$$python" ]; then \
-	    if [ "$$CI" = true ]; then echo "matrix: Python 3.$$minor missing under CI"; status=1; \
-	    else echo "matrix: SKIPPED Python 3.$$minor: no $$root/versions/3.$$minor*/bin/python (pyenv install 3.$$minor)"; fi; \
-	    continue; \
-	  fi; \
-	  venv=.venv-matrix/3.$$minor; \
-	  if [ ! -f $$venv/.installed ] || [ pyproject.toml -nt $$venv/.installed ]; then \
-	    $$python -m venv $$venv && $$venv/bin/python -m pip install --quiet -e '.[dev]' \
-	      && touch $$venv/.installed || { status=1; continue; }; \
-	  fi; \
-	  echo "== Python 3.$$minor ($$python)"; \
-	  $$venv/bin/python -m pytest -q $(MATRIX_TESTS) || status=1; \
-	done; exit $$status
+	  bin=$$(ls -d $$root/versions/3.$$minor*/bin 2>/dev/null | sort -V | tail -n 1); \
+	  if [ -n "$$bin" ]; then path="$$path$$bin:"; fi; \
+	done; \
+	PATH="$$path$$PATH" $(BIN)/nox --sessions matrix
 
 # The acceptance test (tests/acceptance, docs/operations/acceptance.md): a real JupyterLab +
 # data-science environment from PyPI (cached in .acceptance-cache/), every activation route
@@ -115,4 +95,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_VENV) .venv-matrix build dist .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
+	rm -rf $(VENV) $(DEMO_VENV) .nox .venv-matrix build dist .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
