@@ -42,6 +42,15 @@ def config(db: Path, max_series: int) -> Config:
     )
 
 
+def unhealthy(problem: str) -> bytes:
+    """The 503 body of an empty collector with a cap of 2 series (problem: plain ASCII)."""
+    return (
+        b'{"status":"unhealthy","problem":"'
+        + problem.encode()
+        + b'","series":0,"series_limit":2,"pending_series":0}\n'
+    )
+
+
 @pytest.fixture
 def wired(tmp_path: Path) -> Iterator[tuple[Server, Store, Api]]:
     """A ``Server`` with its ingest (cap: 2 series) and the ``Api`` it would serve."""
@@ -88,11 +97,7 @@ def test_an_unusable_store_is_a_503_naming_the_problem_before_the_details(
     answer = api.handle("/healthz")
     assert (answer.status, answer.content_type) == (503, JSON)
     problem = f"{store.path}: Cannot operate on a closed database."
-    assert answer.body == (
-        b'{"status":"unhealthy","problem":"'
-        + problem.encode()
-        + b'","series":0,"series_limit":2,"pending_series":0}\n'
-    )
+    assert answer.body == unhealthy(problem)
 
 
 def test_without_details_healthz_is_the_status_alone(tmp_path: Path) -> None:
@@ -115,9 +120,5 @@ def test_a_store_problem_is_a_503_and_the_pages_warning(
     problem = f"{store.path}: the store file was deleted while in use (restart to start anew)"
     answer = api.handle("/healthz")
     assert answer.status == 503
-    assert answer.body == (
-        b'{"status":"unhealthy","problem":"'
-        + problem.encode()
-        + b'","series":0,"series_limit":2,"pending_series":0}\n'
-    )
+    assert answer.body == unhealthy(problem)
     assert server.warnings() == [f"This collector is unhealthy: {problem}"]
