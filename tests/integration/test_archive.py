@@ -157,11 +157,8 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
         check=False,
     )
     assert created.returncode == 0, created.stdout + created.stderr
-    prometheus = PrometheusServer(binary, work / "p", {})
-    try:
+    with PrometheusServer(binary, work / "p", {}) as prometheus:
         yield Loaded(prometheus, start, truth(series))
-    finally:
-        prometheus.close()
 
 
 def archive(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
