@@ -64,6 +64,19 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 10) -> int:
     return process.returncode
 
 
+def wait_listening(process: subprocess.Popen[Any], log: Path, timeout: float = 20) -> str:
+    """The text of ``log`` once ``serve`` (run as ``process``, logging to ``log``) logged its
+    listening line; fails with the log when it exits first or after ``timeout`` seconds."""
+
+    def listening() -> str | None:
+        text = log.read_text(errors="replace")
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited {process.returncode}:\n{text}")
+        return text if "listening statsd=" in text else None
+
+    return wait_until(listening, "serve's listening line", timeout)
+
+
 @contextmanager
 def http_server(answer: Callable[[str], tuple[int, str, bytes]]) -> Iterator[str]:
     """A real HTTP server on 127.0.0.1 (a free port) answering each GET of a path with
