@@ -1,22 +1,26 @@
-"""Server subprocesses for tests: ``popularity-contest serve`` and stopping any server cleanly.
+"""Servers for tests: ``popularity-contest serve``, a plain HTTP server, stopping any cleanly.
 
 ``Collector`` starts ``python -m popularity_contest serve`` on loopback ports (OS-assigned
 unless given, so it can restart on the same ones), logs its output to a file and is ready
 once it logs ``listening statsd=... http=...``: that line comes after both sockets are
 bound, so from then on datagrams are queued and HTTP connections accepted.
+``http_server`` serves fixed answers from a thread of the test (something else on a port).
 """
 
 from __future__ import annotations
 
+import http.server
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -58,6 +62,47 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 10) -> int:
             process.kill()
             process.wait()
     return process.returncode
+
+
+def wait_listening(process: subprocess.Popen[Any], log: Path, timeout: float = 20) -> str:
+    """The text of ``log`` once ``serve`` (run as ``process``, logging to ``log``) logged its
+    listening line; fails with the log when it exits first or after ``timeout`` seconds."""
+
+    def listening() -> str | None:
+        text = log.read_text(errors="replace")
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited {process.returncode}:\n{text}")
+        return text if "listening statsd=" in text else None
+
+    return wait_until(listening, "serve's listening line", timeout)
+
+
+@contextmanager
+def http_server(answer: Callable[[str], tuple[int, str, bytes]]) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 (a free port) answering each GET of a path with
+    ``answer(path)`` = (status, Content-Type, body), in a thread; yields its URL, then stops."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, content_type, data = answer(self.path)
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
 
 
 class Collector:

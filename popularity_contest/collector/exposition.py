@@ -1,4 +1,5 @@
 """``/metrics``: the stored counts and the collector's health, through ``prometheus_client``.
+(``HealthDetails``, what ``/healthz`` adds to its status, is kept beside ``Health``.)
 
 A custom ``Collector`` builds the metric families at each scrape from two callables (the
 all-time total of every series, stored plus not yet flushed, and the collector's ``Health``),
@@ -60,6 +61,51 @@ class Health:
     flush_errors: int = 0  # flushes to the store that failed (retried)
     store_problem: str | None = None  # why the last flush failed; None when it succeeded
     kernel_drops: int | None = None  # datagrams the kernel dropped; None when not known
+
+
+#: The ``warning`` of ``/healthz`` (and of the page) while the series cap is reached.
+SERIES_CAP_WARNING = (
+    "series cap reached: new packages and hubs are not counted; drop junk series"
+    " with `popularity-contest prune` or raise --max-series"
+)
+
+
+@dataclass(frozen=True)
+class HealthDetails:
+    """What ``/healthz`` says besides its status: series in use, the cap, what waits.
+
+    ``body`` renders the whole JSON document, keys in this order (probes read it):
+    ``status`` (``"ok"`` or ``"unhealthy"``), ``problem`` (only when unhealthy),
+    ``series``, ``series_limit``, ``pending_series``, ``warning`` (only when there is one).
+    """
+
+    series: int  # distinct series known (stored or pending)
+    series_limit: int  # the series cap
+    pending_series: int  # series with counts not yet written to the store
+    warning: str | None = None  # ``SERIES_CAP_WARNING`` when the cap is reached, else None
+
+    @classmethod
+    def of(cls, stats: IngestStats, series_limit: int) -> HealthDetails:
+        """The details of an ingest's statistics under a cap of ``series_limit`` series."""
+        warning = SERIES_CAP_WARNING if stats.series_full else None
+        return cls(stats.series, series_limit, stats.pending_series, warning)
+
+    def body(self, problem: str | None) -> dict[str, object]:
+        """The ``/healthz`` document: ``health_status(problem)`` followed by these fields."""
+        document = health_status(problem)
+        document["series"] = self.series
+        document["series_limit"] = self.series_limit
+        document["pending_series"] = self.pending_series
+        if self.warning is not None:
+            document["warning"] = self.warning
+        return document
+
+
+def health_status(problem: str | None) -> dict[str, object]:
+    """``{"status": "ok"}``, or ``{"status": "unhealthy", "problem": problem}`` when not None."""
+    if problem is None:
+        return {"status": "ok"}
+    return {"status": "unhealthy", "problem": problem}
 
 
 def family_for(name: str, documentation: str, labels: list[str]) -> Metric:

@@ -32,7 +32,12 @@ import threading
 import time
 from types import FrameType
 
-from popularity_contest.collector.exposition import Health, PopconCollector, registry_for
+from popularity_contest.collector.exposition import (
+    Health,
+    HealthDetails,
+    PopconCollector,
+    registry_for,
+)
 from popularity_contest.collector.ingest import Ingest
 from popularity_contest.collector.mapping import Mapper, MappingError
 from popularity_contest.collector.receiver import (
@@ -289,27 +294,18 @@ class Server:
             self._store_problem_logged = now
         self._store_problem = problem
 
-    def health_details(self) -> dict[str, object]:
+    def health_details(self) -> HealthDetails | None:
         """Series in use and the cap, and what waits to be written (for ``/healthz``)."""
         if self.ingest is None:
-            return {}
-        stats = self.ingest.stats()
-        details: dict[str, object] = {
-            "series": stats.series,
-            "series_limit": self.config.max_series,
-            "pending_series": stats.pending_series,
-        }
-        if stats.series_full:
-            details["warning"] = (
-                "series cap reached: new packages and hubs are not counted; drop junk series"
-                " with `popularity-contest prune` or raise --max-series"
-            )
-        return details
+            return None
+        return HealthDetails.of(self.ingest.stats(), self.config.max_series)
 
     def warnings(self) -> list[str]:
         """What the page shows on top: the series cap reached, a store that cannot be written."""
+        found: list[str] = []
         details = self.health_details()
-        found = [str(details["warning"])] if "warning" in details else []
+        if details is not None and details.warning is not None:
+            found.append(details.warning)
         problem = self.problem()
         if problem is not None:
             found.append(f"This collector is unhealthy: {problem}")

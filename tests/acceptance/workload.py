@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.acceptance.envbuild import HERE, BuiltEnv, log, quiet_env
-from tests.collectorkit import free_port
+from tests.collectorkit import free_port, stop_process
 from tests.collectorkit import wait_until as wait_for
 
 WORKLOAD = HERE / "workload"
@@ -107,13 +106,7 @@ class Collector:
         wait_for(stored, "the collector to store the test counter", timeout=30)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=20)
 
 
 @dataclass
@@ -267,10 +260,5 @@ def check_jupyterlab(env: BuiltEnv, run_dir: Path, statsd_port: int, notebook: P
         if status != 200 or "python3" not in body:
             problems.append(f"GET /api/kernelspecs: HTTP {status}: {body[:300]}")
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server, timeout=30)
     return problems

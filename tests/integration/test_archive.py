@@ -10,11 +10,9 @@ across midnight, hubs, and every archived metric.
 
 from __future__ import annotations
 
-import http.server
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -25,7 +23,7 @@ import pytest
 
 from popularity_contest import names
 from popularity_contest.collector.store import DAY, Store
-from tests.collectorkit import Collector
+from tests.collectorkit import Collector, http_server
 from tests.conftest import require_system
 from tests.integration.prometheus import PrometheusServer
 
@@ -159,11 +157,8 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
         check=False,
     )
     assert created.returncode == 0, created.stdout + created.stderr
-    prometheus = PrometheusServer(binary, work / "p", {})
-    try:
+    with PrometheusServer(binary, work / "p", {}) as prometheus:
         yield Loaded(prometheus, start, truth(series))
-    finally:
-        prometheus.close()
 
 
 def archive(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -305,28 +300,9 @@ def test_bad_flags_fail_with_one_line(tmp_path: Path, args: tuple[str, ...], mes
 @pytest.fixture
 def html_501() -> Iterator[str]:
     """A real HTTP server that answers every GET with a multi-line HTML 501 page."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            data = (
-                b"<html>\n<head><title>501</title></head>\n<body>Not Implemented</body>\n</html>\n"
-            )
-            self.send_response(501)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
+    page = b"<html>\n<head><title>501</title></head>\n<body>Not Implemented</body>\n</html>\n"
+    with http_server(lambda _path: (501, "text/html", page)) as url:
+        yield url
 
 
 def test_a_source_that_is_not_a_prometheus_api_is_one_line_with_a_hint(

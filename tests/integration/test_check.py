@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from popularity_contest.commands.check import suspects
-from tests.collectorkit import Collector
+from tests.collectorkit import Collector, http_server
 from tests.conftest import require
 from tests.envkit import Env
 
@@ -200,25 +198,11 @@ def metrics_server() -> Iterator[tuple[list[str], str]]:
     """A real HTTP server on loopback whose /metrics serves ``body[0]``: (body, URL)."""
     body = ["# TYPE node_cpu_seconds_total counter\nnode_cpu_seconds_total 1.5\n"]
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            data = body[0].encode()
-            self.send_response(200 if self.path == "/metrics" else 404)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def answer(path: str) -> tuple[int, str, bytes]:
+        return 200 if path == "/metrics" else 404, "text/plain; version=0.0.4", body[0].encode()
 
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield body, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
+    with http_server(answer) as url:
+        yield body, url
 
 
 def test_expect_collector_recognises_an_endpoint_that_is_not_ours(

@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,7 +46,12 @@ def test_demo_counts_real_processes_per_hub() -> None:
     assert not Path(removed.group(1)).exists()
 
 
-def test_demo_keeps_the_page_up_until_ctrl_c_then_cleans_up() -> None:
+@contextmanager
+def waiting_demo() -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``demo --wait`` read up to its "press Ctrl-C to stop" line: (process, that line).
+
+    Stopped on the way out if the test has not stopped it.
+    """
     with subprocess.Popen(
         [sys.executable, "-m", "popularity_contest", "demo", "--wait"],
         env=clean_env(),
@@ -54,20 +61,26 @@ def test_demo_keeps_the_page_up_until_ctrl_c_then_cleans_up() -> None:
     ) as demo:
         try:
             assert demo.stdout is not None
-            assert demo.stderr is not None
             lines: list[str] = []
             for line in demo.stdout:
                 lines.append(line)
                 if "press Ctrl-C to stop" in line:
                     break
-            url = re.search(r"the page is up at (http://127\.0\.0\.1:\d+/)", lines[-1])
-            assert url is not None, "".join(lines)
-            with urllib.request.urlopen(url.group(1), timeout=10) as page:  # noqa: S310 - still up
-                assert page.status == 200
-            demo.send_signal(signal.SIGINT)  # what Ctrl-C sends (here to the demo alone)
-            rest, errors = demo.communicate(timeout=60)
+            ready = lines[-1] if lines else ""
+            assert "press Ctrl-C to stop" in ready, "".join(lines)
+            yield demo, ready
         finally:
             stop_process(demo)
+
+
+def test_demo_keeps_the_page_up_until_ctrl_c_then_cleans_up() -> None:
+    with waiting_demo() as (demo, ready):
+        url = re.search(r"the page is up at (http://127\.0\.0\.1:\d+/)", ready)
+        assert url is not None, ready
+        with urllib.request.urlopen(url.group(1), timeout=10) as page:  # noqa: S310 - still up
+            assert page.status == 200
+        demo.send_signal(signal.SIGINT)  # what Ctrl-C sends (here to the demo alone)
+        rest, errors = demo.communicate(timeout=60)
     assert demo.returncode == 0
     removed = REMOVED.search(rest)
     assert removed is not None, rest
@@ -79,25 +92,9 @@ def test_demo_keeps_the_page_up_until_ctrl_c_then_cleans_up() -> None:
 def test_demo_stopped_by_a_signal_stops_its_collector_and_removes_its_store(
     stop: signal.Signals,
 ) -> None:
-    with subprocess.Popen(
-        [sys.executable, "-m", "popularity_contest", "demo", "--wait"],
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as demo:
-        try:
-            assert demo.stdout is not None
-            lines: list[str] = []
-            for line in demo.stdout:
-                lines.append(line)
-                if "press Ctrl-C to stop" in line:
-                    break
-            assert "press Ctrl-C to stop" in lines[-1], "".join(lines)
-            demo.send_signal(stop)  # a service manager stopping it, a terminal closing
-            rest, errors = demo.communicate(timeout=60)
-        finally:
-            stop_process(demo)
+    with waiting_demo() as (demo, _):
+        demo.send_signal(stop)  # a service manager stopping it, a terminal closing
+        rest, errors = demo.communicate(timeout=60)
     assert demo.returncode == 128 + stop, errors
     removed = REMOVED.search(rest)
     assert removed is not None, rest

@@ -521,11 +521,8 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
         check=False,
     )
     assert created.returncode == 0, created.stdout + created.stderr
-    prometheus = PrometheusServer(binary, work / "prometheus", {})
-    try:
+    with PrometheusServer(binary, work / "prometheus", {}) as prometheus:
         yield History(prometheus, start)
-    finally:
-        prometheus.close()
 
 
 @pytest.mark.parametrize("name", list(SITUATIONS))

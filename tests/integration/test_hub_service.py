@@ -8,71 +8,37 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
-from email.message import Message
-from http.cookiejar import CookieJar
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 
-from tests.collectorkit import free_port, stop_process
-from tests.conftest import require
+from tests.collectorkit import free_port
+from tests.hubkit import HTML, PREFIX, SERVICE, Hub, NoRedirect, browser, get, log_in, running_hub
 
-SERVICE = "popularity-contest"
-PREFIX = f"/services/{SERVICE}/"
-HTML = {"Accept": "text/html,application/xhtml+xml"}
-DEADLINE = 40.0
-
-
-@dataclass
-class Hub:
-    url: str
-    log: Path
-    process: subprocess.Popen[bytes]
-
-    def diagnostics(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-def browser() -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
-
-
-def get(
-    opener: urllib.request.OpenerDirector, url: str, headers: dict[str, str] | None = None
-) -> tuple[int, str, str, Message]:
-    """(status, final URL, body, headers); HTTP errors are answers too."""
-    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - loopback
-    try:
-        with opener.open(request, timeout=10) as reply:
-            return reply.status, reply.geturl(), reply.read().decode(), reply.headers
-    except urllib.error.HTTPError as error:
-        return error.code, error.geturl(), error.read().decode(errors="replace"), error.headers
+SERVICES = """
+c.JupyterHub.services = [{{
+    "name": {service!r},
+    "url": "http://127.0.0.1:{service_port}",
+    "command": {command!r},
+    "oauth_no_confirm": True,
+}}]
+c.JupyterHub.load_roles = [{{
+    "name": "popcon-viewers",
+    "scopes": ["access:services!service={service}"],
+    "users": ["alice"],
+}}]
+"""
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    pytest.importorskip("jupyterhub", reason="the hub extra: pip install -e '.[hub]'")
-    require(
-        shutil.which("configurable-http-proxy") is not None,
-        "configurable-http-proxy not found: npm install -g configurable-http-proxy",
-    )
     tmp = tmp_path_factory.mktemp("hub")
-    public, proxy_api, hub_port, service_port = (free_port() for _ in range(4))
+    service_port = free_port()
     command = [
         sys.executable,
         "-m",
@@ -85,72 +51,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         "--db",
         str(tmp / "popcon.sqlite3"),
     ]
-    config = f"""
-c.JupyterHub.ip = "127.0.0.1"
-c.JupyterHub.port = {public}
-c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.hub_port = {hub_port}
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api}"
-c.ConfigurableHTTPProxy.pid_file = {str(tmp / "proxy.pid")!r}
-c.JupyterHub.db_url = "sqlite:///{tmp / "hub.sqlite"}"
-c.JupyterHub.cookie_secret_file = {str(tmp / "cookie_secret")!r}
-c.JupyterHub.authenticator_class = "dummy"
-c.Authenticator.allow_all = True
-c.JupyterHub.services = [{{
-    "name": {SERVICE!r},
-    "url": "http://127.0.0.1:{service_port}",
-    "command": {command!r},
-    "oauth_no_confirm": True,
-}}]
-c.JupyterHub.load_roles = [{{
-    "name": "popcon-viewers",
-    "scopes": ["access:services!service={SERVICE}"],
-    "users": ["alice"],
-}}]
-"""
-    (tmp / "jupyterhub_config.py").write_text(config)
-    log = tmp / "hub.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(tmp / "jupyterhub_config.py")],
-            cwd=tmp,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    running = Hub(f"http://127.0.0.1:{public}", log, process)
-    try:
-        deadline = time.monotonic() + DEADLINE
-        while True:
-            try:
-                status = get(browser(), running.url + PREFIX + "healthz")[0]
-            except urllib.error.URLError:  # the proxy is not listening yet
-                status = 0
-            if status == 200:
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"hub or service not ready ({status}):\n{running.diagnostics()}")
-            time.sleep(0.2)
+    config = SERVICES.format(service=SERVICE, service_port=service_port, command=command)
+    with running_hub(tmp, config) as running:
         yield running
-    finally:
-        stop_process(process, timeout=15)
-
-
-def log_in(hub: Hub, user: str) -> tuple[urllib.request.OpenerDirector, int, str, str]:
-    """Open the page as a browser would, log in at the hub's form when sent there."""
-    opener = browser()
-    status, url, body, _ = get(opener, hub.url + PREFIX, HTML)
-    assert status == 200, body
-    assert urlsplit(url).path == "/hub/login", url
-    xsrf = re.search(r'name="_xsrf"\s+value="([^"]+)"', body)
-    form = {"username": user, "password": "any"}
-    if xsrf:
-        form["_xsrf"] = xsrf.group(1)
-    request = urllib.request.Request(url, data=urlencode(form).encode(), headers=HTML)  # noqa: S310
-    try:
-        with opener.open(request, timeout=20) as reply:
-            return opener, reply.status, reply.geturl(), reply.read().decode()
-    except urllib.error.HTTPError as error:
-        return opener, error.code, error.geturl(), error.read().decode(errors="replace")
 
 
 def test_without_login_the_page_redirects_to_the_hub_and_api_calls_get_401(hub: Hub) -> None:

@@ -28,7 +28,7 @@ import yaml
 from popularity_contest import __version__
 from popularity_contest import activation as install
 from tests import dockerfilekit
-from tests.collectorkit import Collector, free_port, stop_process, wait_until
+from tests.collectorkit import Collector, free_port, stop_process, wait_listening
 from tests.conftest import require, require_system
 from tests.envkit import PY_VERSION, REPO, add_dist, clean_env
 
@@ -168,12 +168,7 @@ def test_collector_image_serves_and_its_healthcheck_passes(
             stderr=subprocess.STDOUT,
         )
     try:
-
-        def listening() -> bool | None:
-            assert process.poll() is None, log.read_text()
-            return True if "listening statsd=" in log.read_text() else None
-
-        wait_until(listening, "the image's serve to listen")
+        wait_listening(process, log)
         # The installed program, not this checkout.
         assert str(REPO) not in log.read_text()
         with urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz", timeout=10) as reply:

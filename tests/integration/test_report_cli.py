@@ -382,20 +382,18 @@ def test_unused_bad_interpreter_prints_one_line(scenario: Scenario, tmp_path: Pa
 
 
 # --- Prometheus -----------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def prometheus(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def scraping(collector: Collector, workdir: Path) -> Iterator[str]:
+    """A real Prometheus scraping ``collector``, once a scrape began after everything was
+    stored (see ``feed``): its URL."""
     binary = require_system("prometheus", "prometheus")
-    server = PrometheusServer(
-        binary,
-        tmp_path_factory.mktemp("prometheus"),
-        {"popularity-contest": scenario.collector.address},
-    )
-    try:
-        # Everything is stored (see ``feed``), so a scrape that starts now sees all of it.
+    with PrometheusServer(binary, workdir, {"popularity-contest": collector.address}) as server:
         server.wait_for_scrape("popularity-contest")
         yield server.url
-    finally:
-        server.close()
+
+
+@pytest.fixture(scope="module")
+def prometheus(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from scraping(scenario.collector, tmp_path_factory.mktemp("prometheus"))
 
 
 def test_report_from_prometheus_equals_the_store(scenario: Scenario, prometheus: str) -> None:
@@ -634,17 +632,7 @@ def test_report_environment_flags_need_by_distribution(direct_scenario: DirectSc
 def direct_prometheus(
     direct_scenario: DirectScenario, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    binary = require_system("prometheus", "prometheus")
-    server = PrometheusServer(
-        binary,
-        tmp_path_factory.mktemp("prometheus-direct"),
-        {"popularity-contest": direct_scenario.collector.address},
-    )
-    try:
-        server.wait_for_scrape("popularity-contest")
-        yield server.url
-    finally:
-        server.close()
+    yield from scraping(direct_scenario.collector, tmp_path_factory.mktemp("prometheus-direct"))
 
 
 def test_direct_counts_from_prometheus_equal_the_store(

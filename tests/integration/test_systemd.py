@@ -28,7 +28,7 @@ import pytest
 
 from popularity_contest.collector.store import Store
 from tests import systemdkit
-from tests.collectorkit import free_port, stop_process, wait_until
+from tests.collectorkit import free_port, stop_process, wait_listening, wait_until
 from tests.conftest import require, require_system
 
 # Overall exposure (0 = locked down, 10 = unprotected) that `systemd-analyze security` may
@@ -132,14 +132,7 @@ def test_the_units_command_runs_as_an_unprivileged_user_with_its_store_in_the_st
             [*prefix, *argv], cwd="/", env=environment, stdout=output, stderr=subprocess.STDOUT
         )
     try:
-
-        def listening() -> str | None:
-            text = log.read_text(errors="replace")
-            if process.poll() is not None:
-                raise AssertionError(f"serve exited {process.returncode}:\n{text}")
-            return text if "listening statsd=" in text else None
-
-        text = wait_until(listening, "the listening line")
+        text = wait_listening(process, log)
         assert f"listening statsd=127.0.0.1:{statsd_port} http=127.0.0.1:{http_port}" in text
         store = state_directory / "popcon.sqlite3"
         assert f"store: {store}" in text

@@ -10,11 +10,6 @@ directory and close ``/metrics``, and a plain user (no admin) must get the page.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-import time
-import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,31 +17,14 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.collectorkit import free_port, stop_process
-from tests.conftest import require
+from tests.collectorkit import free_port
 from tests.envkit import Env
-from tests.integration.test_hub_service import Hub, browser, get, log_in
-
-SERVICE = "popularity-contest"
-PREFIX = f"/services/{SERVICE}/"
-DEADLINE = 40.0
+from tests.hubkit import PREFIX, Hub, browser, get, log_in, running_hub
 
 CONFIG = """
 import sys
 
 import pluggy
-
-c = get_config()  # noqa: F821
-c.JupyterHub.ip = "127.0.0.1"
-c.JupyterHub.port = {public}
-c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.hub_port = {hub_port}
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api}"
-c.ConfigurableHTTPProxy.pid_file = {pid_file!r}
-c.JupyterHub.db_url = "sqlite:///{tmp}/hub.sqlite"
-c.JupyterHub.cookie_secret_file = {cookie_secret!r}
-c.JupyterHub.authenticator_class = "dummy"
-c.Authenticator.allow_all = True
 
 # As tljh.configurer.update_services: TLJH's own list, with its idle culler.
 c.JupyterHub.services = []
@@ -94,58 +72,20 @@ def tljh_prefix(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory, tljh_prefix: Path) -> Iterator[Hub]:
-    pytest.importorskip("jupyterhub", reason="the hub extra: pip install -e '.[hub]'")
-    require(
-        shutil.which("configurable-http-proxy") is not None,
-        "configurable-http-proxy not found: npm install -g configurable-http-proxy",
-    )
     tmp = tmp_path_factory.mktemp("hub")
-    public, proxy_api, hub_port, cull_port = (free_port() for _ in range(4))
+    cull_port = free_port()
     # The proxy forwards the whole path: the stand-in serves a page there.
     cull_root = tmp / "cull-root"
     (cull_root / "services" / "cull-idle").mkdir(parents=True)
     (cull_root / "services" / "cull-idle" / "index.html").write_text("culler stand-in\n")
-    config = CONFIG.format(
-        cull_root=str(cull_root),
-        public=public,
-        hub_port=hub_port,
-        proxy_api=proxy_api,
-        cull_port=cull_port,
-        tmp=tmp,
-        pid_file=str(tmp / "proxy.pid"),
-        cookie_secret=str(tmp / "cookie_secret"),
-    )
-    (tmp / "jupyterhub_config.py").write_text(config)
-    log = tmp / "hub.log"
+    config = CONFIG.format(cull_root=str(cull_root), cull_port=cull_port)
     environment = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(tmp),
         "TLJH_INSTALL_PREFIX": str(tljh_prefix),
     }
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(tmp / "jupyterhub_config.py")],
-            cwd=tmp,
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    running = Hub(f"http://127.0.0.1:{public}", log, process)
-    try:
-        deadline = time.monotonic() + DEADLINE
-        while True:
-            try:
-                status = get(browser(), running.url + PREFIX + "healthz")[0]
-            except urllib.error.URLError:  # the proxy is not listening yet
-                status = 0
-            if status == 200:
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"hub or service not ready ({status}):\n{running.diagnostics()}")
-            time.sleep(0.2)
+    with running_hub(tmp, config, environment) as running:
         yield running
-    finally:
-        stop_process(process, timeout=15)
 
 
 def test_tljhs_culler_and_the_collector_both_run(hub: Hub, tljh_prefix: Path) -> None:

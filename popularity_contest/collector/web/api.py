@@ -48,6 +48,7 @@ from prometheus_client.registry import CollectorRegistry
 from popularity_contest import names
 from popularity_contest.answers import window
 from popularity_contest.answers.formats import to_csv
+from popularity_contest.collector.exposition import HealthDetails, health_status
 from popularity_contest.collector.store import AGGREGATES, Store, StoreError, Total
 from popularity_contest.collector.web.cache import AnswerCache
 
@@ -162,7 +163,7 @@ class Api:
         page: Callable[[str], Response | None] | None = None,
         *,
         min_processes: int = 1,
-        details: Callable[[], dict[str, object]] | None = None,
+        details: Callable[[], HealthDetails | None] | None = None,
     ) -> None:
         #: Extra facts for ``/healthz`` (series in use, the cap, a warning).
         self.details = details
@@ -235,10 +236,9 @@ class Api:
                 self.store.namespaces()
             except StoreError as error:
                 problem = str(error)
-        details = self.details() if self.details is not None else {}
-        if problem is not None:
-            return _json(503, {"status": "unhealthy", "problem": problem, **details})
-        return _json(200, {"status": "ok", **details})
+        details = self.details() if self.details is not None else None
+        document = health_status(problem) if details is None else details.body(problem)
+        return _json(200 if problem is None else 503, document)
 
     def _window(self, params: Mapping[str, str]) -> tuple[float, float, str | None, str, str]:
         end = parse_time(params["end"], "end") if params.get("end") else self.clock()

@@ -81,7 +81,7 @@ def http_get(url: str, timeout: float = 5) -> bytes:
 
 
 class PrometheusServer:
-    """One Prometheus process; stop it with ``close``."""
+    """One Prometheus process, ready; stop it with ``close`` (or use it in a ``with``)."""
 
     def __init__(self, binary: str, workdir: Path, targets: Mapping[str, str]) -> None:
         """``targets`` maps a job name to its ``host:port``."""
@@ -114,7 +114,11 @@ class PrometheusServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        wait_until(self._ready, "Prometheus /-/ready")
+        try:
+            wait_until(self._ready, "Prometheus /-/ready")
+        except BaseException:
+            self.close()
+            raise
 
     def _ready(self) -> bool | None:
         if self.process.poll() is not None:
@@ -175,6 +179,12 @@ class PrometheusServer:
     def close(self) -> None:
         stop_process(self.process)
         self._log.close()
+
+    def __enter__(self) -> PrometheusServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _parse_time(text: str) -> float:
