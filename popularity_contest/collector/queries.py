@@ -35,6 +35,19 @@ from popularity_contest.collector.sqlitedb import SqliteDb
 from popularity_contest.names import IMPORTED_PACKAGE
 
 
+def _series_where(metric: str | None, namespace: str | None) -> tuple[list[str], list[object]]:
+    """``(clauses, parameters)`` choosing the series of ``metric`` in ``namespace`` (None:
+    any); the clauses are joined with ``AND`` (``"1"`` alone matches every series)."""
+    clauses, parameters = ["1"], list[object]()
+    if metric is not None:
+        clauses.append("name = ?")
+        parameters.append(metric)
+    if namespace is not None:
+        clauses.append("namespace = ?")
+        parameters.append(namespace)
+    return clauses, parameters
+
+
 class Queries(SqliteDb):
     """The read-only questions over the counts tables (``Store`` is one of these)."""
 
@@ -49,13 +62,7 @@ class Queries(SqliteDb):
 
     def series_count(self, namespace: str | None = None, metric: str | None = None) -> int:
         """How many series of ``metric`` (any when None) in ``namespace`` (any when None)."""
-        clauses, parameters = ["1"], []
-        if metric is not None:
-            clauses.append("name = ?")
-            parameters.append(metric)
-        if namespace is not None:
-            clauses.append("namespace = ?")
-            parameters.append(namespace)
+        clauses, parameters = _series_where(metric, namespace)
         rows = self._query(f"SELECT COUNT(*) FROM series WHERE {' AND '.join(clauses)}", parameters)  # noqa: S608 - constant clauses
         count: int = rows[0][0]  # type: ignore[assignment]
         return count
@@ -99,14 +106,7 @@ class Queries(SqliteDb):
         ``bucket``; ``period`` "hour" reads ``bucket`` only, None sums the whole window.
         """
         first, last = int(to_timestamp(start)), int(to_timestamp(end))
-        series = ["1"]
-        parameters: list[object] = []
-        if metric is not None:
-            series.append("name = ?")
-            parameters.append(metric)
-        if namespace is not None:
-            series.append("namespace = ?")
-            parameters.append(namespace)
+        series, parameters = _series_where(metric, namespace)
         if only is not None:
             series.append("labels IN (SELECT value FROM json_each(?))")
             parameters.append(json.dumps([labels_text(tuple(sorted(x.items()))) for x in only]))
