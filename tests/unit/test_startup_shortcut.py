@@ -7,6 +7,10 @@ site directory and judged by both.
 
 from __future__ import annotations
 
+import importlib.machinery
+import os
+import shutil
+import sys
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +19,9 @@ import pytest
 
 from popularity_contest import inprocess
 from popularity_contest.inprocess import classify
-from tests.envkit import add_dist
+from tests.envkit import Listener, add_dist
+
+LOCAL_DIR = '{"url": "file:///home/u/thesis", "dir_info": {}}'
 
 
 @pytest.fixture
@@ -141,3 +147,139 @@ def test_top_level_names_skip_dotted_odd_and_subclassed_keys() -> None:
     keys: list[object] = ["numpy", "numpy.core", "über", 42, ("t",), "a-b", "pandas"]
     assert inprocess._top_level_names(keys) == {"numpy", "über", "pandas"}
     assert inprocess._top_level_names(["six", Sneaky("evil")]) == {"six"}
+
+
+# --- Found by attacking the shortcut (branch `attack`): each fails on main 879b524. --------
+
+
+def test_a_class_standing_in_sys_modules_is_judged_as_classify_judges_it(site: Path) -> None:
+    # `sys.modules["six"] = SomeClass`: classify reads only a real `dict` namespace
+    # (module_dict), so a class (a mappingproxy) is placed nowhere and never counts; the
+    # shortcut reads the class's `__spec__` through the mappingproxy and answers "site".
+    add_dist(site, "six", {"six/__init__.py": ""})
+    real = _package(site, "six")
+    stand_in = type("six", (), {"__spec__": real.__spec__, "__file__": real.__file__})
+    quick, found = _both(site, "six", stand_in)  # type: ignore[arg-type]
+    assert found is None
+    assert quick is None
+
+
+def test_an_object_whose_namespace_is_a_dict_subclass_runs_none_of_its_code(site: Path) -> None:
+    # An object in sys.modules whose `__dict__` is a dict subclass: classify refuses it
+    # without calling anything (type(namespace) is not dict); `_placeless` and `_site_of`
+    # call the subclass's own `get` (user code run by the reporter) and the shortcut then
+    # answers "site" where classify says None.
+    add_dist(site, "six", {"six/__init__.py": ""})
+    real = _package(site, "six")
+    calls: list[object] = []
+
+    class Namespace(dict[str, object]):
+        def get(self, key: str, default: object = None) -> object:
+            calls.append(key)
+            return dict.get(self, key, default)
+
+    class StandIn:
+        pass
+
+    stand_in = StandIn()
+    stand_in.__dict__ = Namespace(__spec__=real.__spec__, __file__=real.__file__)
+    inprocess._placeless(stand_in)
+    quick, found = _both(site, "six", stand_in)  # type: ignore[arg-type]
+    assert calls == []
+    assert found is None
+    assert quick is None
+
+
+@pytest.fixture
+def reporter(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[inprocess._Reporter, Listener]]:
+    """An activation's state, as the observer finds it, sending to a listener of our own."""
+    listener = Listener()
+    monkeypatch.setenv(inprocess.COUNTED, "")  # emit writes it; restored afterwards
+    config = inprocess.ReporterConfig(host="127.0.0.1", port=listener.port)
+    state = inprocess._Reporter(config, starting_shell=False)
+    monkeypatch.setattr(inprocess, "_state", state)
+    yield state, listener
+    state.close()
+    listener.close()
+
+
+def test_the_observer_never_hashes_or_indexes_a_str_subclass_name(
+    reporter: tuple[inprocess._Reporter, Listener], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `__import__(Name("attackpkg"))` hands the str subclass to every meta path finder, and
+    # the import system makes it a key of sys.modules. The observer hashes it (baseline,
+    # decided, candidates), slices it (`top[:1]`), and settle/lines_for hash, compare and
+    # index it (`_never_counts`: `name[0]`, `in _STANDARD`, `in sys.builtin_module_names`).
+    state, _listener = reporter
+    calls: list[str] = []
+    armed = False
+
+    class Name(str):
+        __slots__ = ()
+
+        def __hash__(self) -> int:
+            if armed:
+                calls.append("__hash__")
+            return str.__hash__(self)
+
+        def __eq__(self, other: object) -> bool:
+            if armed:
+                calls.append("__eq__")
+            return str.__eq__(self, other)
+
+        def __getitem__(self, index: object) -> str:
+            if armed:
+                calls.append("__getitem__")
+            return str.__getitem__(self, index)  # type: ignore[index]
+
+    name = Name("attackpkg")
+    monkeypatch.setitem(sys.modules, name, types.ModuleType("attackpkg"))
+    armed = True
+    try:
+        inprocess._observer.find_spec(name)  # the import of the subclass name
+        inprocess._observer.find_spec("json")  # the next import settles the candidates
+        state.sweep(wait=0.0)
+    finally:
+        armed = False
+    assert calls == []
+
+
+def test_a_module_that_enters_sys_modules_late_is_sent_at_the_next_import(
+    site: Path, reporter: tuple[inprocess._Reporter, Listener], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A single-phase extension module (pybind11, PyO3, most hand-written C) runs its init,
+    # which imports what it needs, before the import system puts it in sys.modules. Each of
+    # those imports settles; the candidate is missing each time and after MISSING_CHECKS (2)
+    # it is left to the exit sweep. The module docstring promises it is sent once it is in
+    # sys.modules, at the next import ("a kernel that is later SIGKILLed has already been
+    # counted"); it is not sent until exit.
+    _state, listener = reporter
+    add_dist(site, "lateext", {"lateext/__init__.py": ""})
+    module = _package(site, "lateext")
+    inprocess._observer.find_spec("lateext")  # import lateext: the observer notes it
+    inprocess._observer.find_spec("decimal")  # its init imports, before it is in sys.modules
+    inprocess._observer.find_spec("numbers")
+    monkeypatch.setitem(sys.modules, "lateext", module)  # init done: the import system adds it
+    inprocess._observer.find_spec("json")  # the program's next import
+    assert "python_popcon.imported_package.lateext:1|c" in listener.lines()
+
+
+def test_a_stale_listing_never_sends_a_package_now_installed_from_local_files(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # thesis 0.9 from PyPI, then `pip install ./thesis` (the user's own copy) within one
+    # tick of the directory's mtime (1 s or 2 s on some NFS exports, ext3, FAT): the import
+    # system's listing still names thesis-0.9.dist-info, which is gone. `_listing` trusts
+    # it, the shortcut finds no direct_url.json under the vanished entry and answers
+    # "site"; classify reads the same listing and agrees, so the local package is sent.
+    add_dist(site, "thesis", {"thesis/__init__.py": ""}, version="0.9")
+    finder = importlib.machinery.FileFinder(
+        str(site), (importlib.machinery.SourceFileLoader, [".py"])
+    )
+    monkeypatch.setitem(sys.path_importer_cache, str(site), finder)
+    finder.find_spec("thesis")  # the import system lists the directory
+    mtime = os.stat(site).st_mtime_ns
+    shutil.rmtree(site / "thesis-0.9.dist-info")
+    add_dist(site, "thesis", {}, version="1.0", direct_url=LOCAL_DIR)
+    os.utime(site, ns=(mtime, mtime))  # the same mtime, as a coarse clock gives
+    assert _both(site, "thesis", _package(site, "thesis")) == (None, None)
