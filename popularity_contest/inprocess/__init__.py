@@ -522,6 +522,7 @@ class _Reporter:
         #: (`import msvcrt` in a try) is left to the sweep instead of being checked at
         #: every later import (pandas: ~600 imports after its failed ones).
         self.missing: dict[str, int] = {}
+        self.late: set[str] = set()  # candidates missing MISSING_CHECKS times
         self.outbox: list[str] = []  # lines waiting for the address
         self.process_counted = False
         self.distributions_sent: set[str] = set()
@@ -590,6 +591,7 @@ class _Reporter:
             self.starting_shell = False
             self.snapshot_baseline()
             self.candidates.difference_update(self.baseline)
+            self.late.difference_update(self.baseline)
             self.watch_shell()
             self.debug("IPython started: its imports are part of the snapshot")
 
@@ -697,15 +699,21 @@ class _Reporter:
         modules = sys.modules
         if self.shell is None and "IPython.core.interactiveshell" in modules:
             self.watch_shell()
+        if self.late:
+            arrived = [name for name in self.late if name in modules]
+            self.late.difference_update(arrived)
+            self.candidates.update(arrived)
         ready = [name for name in self.candidates if name in modules]
         if len(ready) < len(self.candidates):
-            # Missing twice (the import that named it has had its turn): the sweep at the
-            # next cell end or at exit decides it.
+            # Missing twice: a failed import, or a module that enters sys.modules only after
+            # its own imports (a single-phase extension module). It waits in `late`, checked
+            # more cheaply at every import, and the sweep decides it at the latest.
             missing = self.missing
             for name in self.candidates.difference(ready):
                 missing[name] = count = missing.get(name, 0) + 1
                 if count >= MISSING_CHECKS:
                     self.candidates.discard(name)
+                    self.late.add(name)
         if ready:
             self.candidates.difference_update(ready)
             self.emit(self.lines_for(ready, modules), wait=0.0)
@@ -718,6 +726,7 @@ class _Reporter:
         names = _top_level_names(modules)
         names.difference_update(self.baseline, self.decided)
         self.candidates.difference_update(names)
+        self.late.difference_update(names)
         lines = self.lines_for(names, modules)
         lines.extend(self.namespace_lines(modules))
         self.emit(lines, wait=wait, final=wait > 0)
@@ -848,8 +857,9 @@ def _quick_kind(name: str, module: object) -> "str | None":
     # 1. `<name>-*.dist-info`/`.egg-info`, the first in classify's (the listing's) order.
     entry = _named_entry(joined, text, name.lower())
     if entry is not None:
-        if os.path.exists(os.path.join(site, entry, "direct_url.json")):
-            return None  # maybe local: classify decides
+        path = os.path.join(site, entry)
+        if os.path.exists(os.path.join(path, "direct_url.json")) or not os.path.isdir(path):
+            return None  # maybe local, or a listing older than the directory: classify decides
         return kind
     # 2. No distribution is named like it: one whose name contains it may list it.
     return kind if _listed_by_one(site, joined, text, name) else None
@@ -860,12 +870,13 @@ def _site_of(name: str, module: object) -> "str | None":
     or ``<dir>/<name>.*``), normalised as ``_site_kinds`` keys are; read from ``__dict__``."""
     try:
         namespace = object.__getattribute__(module, "__dict__")
-        spec = namespace.get("__spec__")
-        origin = None
-        if spec is not None:
-            origin = object.__getattribute__(spec, "__dict__").get("origin")
+        spec = namespace.get("__spec__") if type(namespace) is dict else None
+        spec_dict = None if spec is None else object.__getattribute__(spec, "__dict__")
     except Exception:  # an odd object: classify decides
         return None
+    if type(namespace) is not dict or (spec is not None and type(spec_dict) is not dict):
+        return None  # a class, or a dict subclass whose `get` is user code: classify decides
+    origin = None if spec_dict is None else spec_dict.get("origin")
     if type(origin) is not str or origin in ("built-in", "frozen", "namespace"):
         origin = namespace.get("__file__")
         if type(origin) is not str:
@@ -915,22 +926,28 @@ def _never_counts(name: str) -> bool:
 
 
 def _placeless(module: object) -> bool:
-    """True for a module classify can place nowhere (no origin, no ``__file__``, no search
-    locations), such as the ``cython_runtime`` module Cython extensions create: it never
-    counts. Read from the module's own ``__dict__`` only."""
+    """True for a module classify can place nowhere, so never counts: no origin, no
+    ``__file__``, no search locations (the ``cython_runtime`` module Cython extensions
+    create), or a namespace classify does not read (no ``__dict__``, a class's mapping
+    proxy, a ``dict`` subclass). Reads exact dicts only: no code of the module runs."""
     try:
         namespace = object.__getattribute__(module, "__dict__")
-        spec = namespace.get("__spec__")
-        if spec is not None:
+    except Exception:  # nothing classify could read
+        return True
+    if type(namespace) is not dict:
+        return True
+    spec = namespace.get("__spec__")
+    if spec is not None:
+        try:
             spec_dict = object.__getattribute__(spec, "__dict__")
-            if (
-                type(spec_dict.get("origin")) is str
-                or spec_dict.get("submodule_search_locations") is not None
-            ):
-                return False
-        return type(namespace.get("__file__")) is not str
-    except Exception:  # an odd object: classify decides
-        return False
+        except Exception:  # a spec without __dict__: classify ignores it too
+            spec_dict = None
+        if type(spec_dict) is dict and (
+            type(spec_dict.get("origin")) is str
+            or spec_dict.get("submodule_search_locations") is not None
+        ):
+            return False
+    return type(namespace.get("__file__")) is not str
 
 
 #: Per site directory: (the listing it was made from, "/"-joined entries, lower case).
@@ -1011,8 +1028,8 @@ class _ImportObserver:
 
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
         state = _state
-        if state is None:
-            return
+        if state is None or type(fullname) is not str:
+            return  # a str subclass's hooks (hash, eq, getitem) must never run here
         # Runs inside every import of the process (~600 for pandas): an error here must
         # never break it, and the common path (a submodule, a name already decided) is a
         # partition and two set look-ups.
@@ -1035,7 +1052,14 @@ class _ImportObserver:
                             state.note_direct(top)
             # The module being imported is not in sys.modules yet: settle the earlier
             # candidates, then add this one for a later import (or the sweep) to decide.
-            if state.candidates and not state.starting_shell and state.lock.acquire(False):
+            due = bool(state.candidates)
+            if not due and state.late and path is None:  # at top-level imports only
+                modules = sys.modules
+                for name in state.late:  # a few names: failed imports, late extensions
+                    if name in modules:
+                        due = True
+                        break
+            if due and not state.starting_shell and state.lock.acquire(False):
                 try:
                     state.settle()
                 finally:
@@ -1043,6 +1067,7 @@ class _ImportObserver:
             if fresh is not None:
                 state.candidates.add(fresh)
                 state.missing.pop(fresh, None)
+                state.late.discard(fresh)
         except Exception as error:
             state.debug(f"observer: {error!r}")
 
@@ -1105,8 +1130,9 @@ def _after_fork_in_child() -> None:
         # it imports itself, and it is not a new process.
         state.lock = _thread.allocate_lock()
         state.snapshot_baseline()
-        state.baseline.update(state.candidates)
+        state.baseline.update(state.candidates, state.late)
         state.candidates.clear()
+        state.late.clear()
         state.outbox.clear()
         state.direct_pending.clear()
         state.process_counted = True

@@ -137,9 +137,9 @@ class SiteDirectory:
         #: Slow-path state kept by :mod:`popularity_contest.inprocess.layouts`.
         self.layouts: object = None
 
-    def metadata_entries(self) -> "list[str]":
-        if self._entries is None:
-            entries = list(directory_listing(self.path))
+    def metadata_entries(self, fresh: bool = False) -> "list[str]":
+        if self._entries is None or fresh:
+            entries = os.listdir(self.path) if fresh else list(directory_listing(self.path))
             # map/compress loop in C: site-packages of a shared image holds ~1000 entries.
             keep = map(str.endswith, entries, repeat(META_SUFFIXES))
             self._entries = list(compress(entries, keep))
@@ -176,6 +176,25 @@ class SiteDirectory:
         """The distribution that installs top-level ``name`` here, if any."""
         if name in self._owner:
             return self._owner[name]
+        found = self._find(name)
+        if (
+            found is not None
+            and found.path.endswith(META_SUFFIXES)
+            and not os.path.isdir(found.path)
+        ):
+            # The import system's listing is older than the directory (a clock of 1-2 s on
+            # some file systems): a distribution replaced since, maybe by a local copy. Read
+            # the directory itself and decide again.
+            try:
+                self.metadata_entries(fresh=True)
+            except OSError:
+                return None
+            self._by_name, self._owner, self.layouts = None, {}, None
+            found = self._find(name)
+        self._owner[name] = found
+        return found
+
+    def _find(self, name: str) -> "Distribution | None":
         # The distribution is named like the package (numpy, six, requests); else the file
         # lists say (python-dateutil -> dateutil), read by the slow paths.
         found = self._named(normalize(name))
@@ -183,7 +202,6 @@ class SiteDirectory:
             from popularity_contest.inprocess import layouts
 
             found = layouts.listed_owner(self, name)
-        self._owner[name] = found
         return found
 
 
@@ -213,8 +231,9 @@ def module_location(module: object) -> "tuple[str | None, list[str]]":
     if spec is not None:
         try:
             spec_dict = object.__getattribute__(spec, "__dict__")
-            origin = spec_dict.get("origin")
-            locations = spec_dict.get("submodule_search_locations")
+            if type(spec_dict) is dict:  # a subclass's `get` would be user code
+                origin = spec_dict.get("origin")
+                locations = spec_dict.get("submodule_search_locations")
         except Exception:  # a spec without __dict__: ignore it
             pass
     if type(origin) is not str or origin in ("built-in", "frozen", "namespace"):

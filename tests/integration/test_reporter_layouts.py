@@ -209,13 +209,16 @@ def local_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Env, Path]:
 LOCAL = "import thesis_tools, fromdir, fromvcs, fromweb, editmod, legacymod\n"
 
 
+@pytest.mark.parametrize("distributions", ["0", "1"])
 def test_local_installs_never_leave_by_default(
-    local_env: tuple[Env, Path], listener: Listener
+    local_env: tuple[Env, Path], listener: Listener, distributions: str
 ) -> None:
+    # With COUNT_DISTRIBUTIONS off, the start-up shortcut decides (classify otherwise).
     env, user_base = local_env
     lines = run(env, listener, ACTIVATE + LOCAL, PYTHONUSERBASE=str(user_base),
-                PYTHON_POPCONTEST_COUNT_DISTRIBUTIONS="1")  # fmt: skip
-    assert lines == sorted([PROCESS, pkg("fromweb"), lib("fromweb")])
+                PYTHON_POPCONTEST_COUNT_DISTRIBUTIONS=distributions)  # fmt: skip
+    libraries = [lib("fromweb")] if distributions == "1" else []
+    assert lines == sorted([PROCESS, pkg("fromweb"), *libraries])
 
 
 def test_count_local_counts_every_local_kind(

@@ -129,14 +129,19 @@ def test_a_module_with_no_place_never_counts_and_classify_agrees(site: Path) -> 
         )
         is None
     )
-    # Anything with a place, or an odd object, goes on to the usual rules.
+    # An object without a namespace classify reads is placed nowhere either.
+    odd = object.__new__(type("Odd", (), {"__slots__": ()}))
+    assert inprocess._placeless(odd)
+    assert (
+        classify.Classifier(sites={str(site): classify.SITE}).classify("odd", {"odd": odd}) is None
+    )
+    # Anything with a place goes on to the usual rules.
     assert not inprocess._placeless(_package(site, "numpy"))
     namespace = types.ModuleType("google")
     namespace.__spec__ = types.SimpleNamespace(  # type: ignore[assignment]
         name="google", origin=None, submodule_search_locations=[str(site / "google")]
     )
     assert not inprocess._placeless(namespace)
-    assert not inprocess._placeless(object.__new__(type("Odd", (), {"__slots__": ()})))
 
 
 def test_top_level_names_skip_dotted_odd_and_subclassed_keys() -> None:
@@ -149,7 +154,7 @@ def test_top_level_names_skip_dotted_odd_and_subclassed_keys() -> None:
     assert inprocess._top_level_names(["six", Sneaky("evil")]) == {"six"}
 
 
-# --- Found by attacking the shortcut (branch `attack`): each fails on main 879b524. --------
+# --- Found by attacking the shortcut: each failed before its fix. -------------------------
 
 
 def test_a_class_standing_in_sys_modules_is_judged_as_classify_judges_it(site: Path) -> None:
@@ -244,15 +249,15 @@ def test_the_observer_never_hashes_or_indexes_a_str_subclass_name(
     assert calls == []
 
 
-def test_a_module_that_enters_sys_modules_late_is_sent_at_the_next_import(
+def test_a_module_that_enters_sys_modules_late_is_sent_at_the_next_top_level_import(
     site: Path, reporter: tuple[inprocess._Reporter, Listener], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A single-phase extension module (pybind11, PyO3, most hand-written C) runs its init,
     # which imports what it needs, before the import system puts it in sys.modules. Each of
     # those imports settles; the candidate is missing each time and after MISSING_CHECKS (2)
-    # it is left to the exit sweep. The module docstring promises it is sent once it is in
-    # sys.modules, at the next import ("a kernel that is later SIGKILLed has already been
-    # counted"); it is not sent until exit.
+    # it waits in `late`, which every top-level import checks (submodule imports do not:
+    # they are most imports, and the check is Python code). Sent at the next one, so a
+    # process SIGKILLed later has already been counted.
     _state, listener = reporter
     add_dist(site, "lateext", {"lateext/__init__.py": ""})
     module = _package(site, "lateext")
