@@ -22,7 +22,7 @@ MAX_FUNCTION_LINES = 60
 EXEMPT_MODULES = {
     # The single start-up module: it runs in every Python process, where one more module
     # imported at start-up costs ~0.47 M instructions (measured with callgrind: `import
-    # six` with the .pth would go from 1.094x to 1.101x, past issue 14's 1.10x), so what
+    # six` with the .pth would go from 1.096x to 1.103x, past issue 14's 1.10x), so what
     # start-up needs is kept in one file and everything else is loaded lazily beside it.
     # Its shape follows those measurements (benchmarks/_instructions.py), not line counts.
     "popularity_contest/inprocess/__init__.py",
