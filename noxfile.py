@@ -45,4 +45,5 @@ MATRIX_TESTS = [
 def matrix(session: nox.Session) -> None:
     """The in-process, activation and collector suites under one Python."""
     session.install("--quiet", "-e", ".[dev]")
+    session.run("python", "--version")  # the log names the interpreter actually used
     session.run("python", "-m", "pytest", "-q", *(session.posargs or MATRIX_TESTS))
