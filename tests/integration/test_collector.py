@@ -64,6 +64,15 @@ def collectors(tmp_path: Path) -> Iterator[Callable[..., CollectorProcess]]:
         collector.close()
 
 
+def serve_once(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``popularity-contest serve ARGS`` expected to stop at start-up (30 s at most)."""
+    return subprocess.run(
+        [sys.executable, "-m", "popularity_contest", "serve", *args],
+        capture_output=True, text=True, timeout=30, check=False,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
 def report(prefix: str, packages: list[str]) -> list[bytes]:
     """What a reporter sends for one process, packed as the reporter packs it."""
     lines = [wire.counter_line(wire.sibling(prefix, names.LEAF_PROCESSES_REPORTED))]
@@ -236,26 +245,10 @@ def test_a_broken_mapping_file_stops_start_up_with_one_clear_line(tmp_path: Path
     mapping.write_text(
         'mappings:\n  - match: "ok.*"\n    name: "ok"\n  - match: "a..b"\n    name: "x"\n'
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "popularity_contest",
-            "serve",
-            "--statsd",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--db",
-            str(tmp_path / "db"),
-            "--mapping",
-            str(mapping),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = serve_once(
+        "--statsd", "127.0.0.1:0", "--http", "127.0.0.1:0",
+        "--db", str(tmp_path / "db"), "--mapping", str(mapping),
+    )  # fmt: skip
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -268,24 +261,9 @@ def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
         busy.bind(("127.0.0.1", 0))
         port = busy.getsockname()[1]
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "popularity_contest",
-                "serve",
-                "--statsd",
-                f"127.0.0.1:{port}",
-                "--http",
-                "127.0.0.1:0",
-                "--db",
-                str(tmp_path / "db"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        result = serve_once(
+            "--statsd", f"127.0.0.1:{port}", "--http", "127.0.0.1:0", "--db", str(tmp_path / "db")
+        )  # fmt: skip
     assert result.returncode == 1
     assert f"the statsd (UDP) address 127.0.0.1:{port} is already in use" in result.stderr
     assert "--statsd HOST:PORT or PYTHON_POPCONTEST_SERVE_STATSD" in result.stderr
@@ -296,24 +274,10 @@ def test_a_busy_http_port_names_the_address_and_the_flag(
     collectors: Callable[..., CollectorProcess], tmp_path: Path
 ) -> None:
     first = collectors()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "popularity_contest",
-            "serve",
-            "--statsd",
-            "127.0.0.1:0",
-            "--http",
-            f":{first.http_port}",
-            "--db",
-            str(tmp_path / "other.db"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = serve_once(
+        "--statsd", "127.0.0.1:0", "--http", f":{first.http_port}",
+        "--db", str(tmp_path / "other.db"),
+    )  # fmt: skip
     assert result.returncode == 1
     assert f"the HTTP address 127.0.0.1:{first.http_port} is already in use" in result.stderr
     assert "--http HOST:PORT or PYTHON_POPCONTEST_SERVE_HTTP" in result.stderr
@@ -339,13 +303,8 @@ def test_no_statsd_serves_page_and_api_from_the_store_only(
 
 
 def test_an_unusable_setting_is_a_usage_error_naming_the_variable(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "popularity_contest", "serve", "--db", str(tmp_path / "db")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        env={**os.environ, "PYTHON_POPCONTEST_SERVE_FLUSH_INTERVAL": "soon"},
+    result = serve_once(
+        "--db", str(tmp_path / "db"), env={"PYTHON_POPCONTEST_SERVE_FLUSH_INTERVAL": "soon"}
     )
     assert result.returncode == 2
     assert "PYTHON_POPCONTEST_SERVE_FLUSH_INTERVAL" in result.stderr
