@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from collections.abc import Iterator
 
 import pytest
+
+from tests.envkit import Listener
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -41,3 +44,11 @@ def require_system(program: str, package: str) -> str:
     )
     assert path is not None
     return path
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    """A statsd stand-in on 127.0.0.1 of the test's own (``tests.envkit.Listener``)."""
+    listening = Listener()
+    yield listening
+    listening.close()

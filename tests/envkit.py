@@ -156,6 +156,14 @@ class Listener:
         sender has exited, a marker datagram sent now is queued after all of its datagrams:
         when the marker arrives, everything sent before it has been collected.
         """
+        return self._received(timeout, forget=False)
+
+    def drain(self, timeout: float = 10) -> list[str]:
+        """Every line received since the last ``drain`` (or ``clear``), up to a marker sent
+        now as in ``lines``; those lines are then forgotten."""
+        return self._received(timeout, forget=True)
+
+    def _received(self, timeout: float, forget: bool) -> list[str]:
         self._markers += 1
         marker = f"envkit.marker.{self._markers}".encode()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -167,9 +175,13 @@ class Listener:
                 if remaining <= 0:
                     raise AssertionError("listener marker never arrived")
                 self._arrived.wait(remaining)
+            taken = list(self.datagrams)
+            if forget:
+                taken = taken[: taken.index(marker) + 1]
+                del self.datagrams[: len(taken)]
             return [
                 line
-                for d in self.datagrams
+                for d in taken
                 if not d.startswith(b"envkit.marker.")
                 for line in d.decode().split("\n")
             ]
@@ -194,3 +206,21 @@ class Listener:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def execute(manager: object, *cells: str, timeout: float = 60.0) -> None:
+    """Run ``cells`` one by one in the kernel of a started ``jupyter_client`` manager, each
+    to an ``ok`` reply (fails on an error or after ``timeout`` seconds of silence)."""
+    client = manager.client()  # type: ignore[attr-defined]
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=timeout)
+        for code in cells:
+            msg_id = client.execute(code)
+            while True:
+                reply = client.get_shell_msg(timeout=timeout)
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    break
+            assert reply["content"]["status"] == "ok", reply["content"]
+    finally:
+        client.stop_channels()

@@ -14,11 +14,9 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,12 +24,12 @@ import pytest
 
 from popularity_contest import activation as install
 from tests.conftest import require
+from tests.envkit import Listener, execute
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = "popcon_probe"
 PROBE_LINE = f"python_popcon.imported_package.{PROBE}:1|c"
 PROCESS_LINE = "python_popcon.processes_reported:1|c"
-SENTINEL = b"sentinel.popcon.test:1|c"
 TIMEOUT = 60.0
 
 
@@ -96,58 +94,6 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     install_popularity_contest(env.site)
     install_distribution(env.site, "popcon-probe", {f"{PROBE}/__init__.py": b"VALUE = 42\n"})
     return env
-
-
-class Listener:
-    """A UDP socket on 127.0.0.1 collecting statsd lines."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-
-    def _receive(self, deadline: float) -> bytes | None:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return None
-        self.sock.settimeout(remaining)
-        try:
-            return self.sock.recv(65535)
-        except TimeoutError:
-            return None
-
-    def wait_for(self, line: str, timeout: float = 30.0) -> list[str]:
-        """Every line received until ``line`` arrives (fails after ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        lines: list[str] = []
-        while line not in lines:
-            data = self._receive(deadline)
-            assert data is not None, f"{line!r} did not arrive within {timeout} s; got {lines}"
-            lines.extend(data.decode().split("\n"))
-        return lines
-
-    def drain(self) -> list[str]:
-        """Every line already sent to us: loopback keeps order, so read up to our sentinel."""
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
-            sender.sendto(SENTINEL, ("127.0.0.1", self.port))
-        deadline = time.monotonic() + 10.0
-        lines: list[str] = []
-        while True:
-            data = self._receive(deadline)
-            assert data is not None, "our own sentinel did not arrive"
-            if data == SENTINEL:
-                return lines
-            lines.extend(data.decode().split("\n"))
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    listening = Listener()
-    yield listening
-    listening.close()
 
 
 @pytest.fixture
@@ -314,21 +260,6 @@ def kernel_manager(
         if manager.has_kernel:
             manager.shutdown_kernel(now=True)
         manager.cleanup_resources()
-
-
-def execute(manager: object, code: str) -> None:
-    client = manager.client()  # type: ignore[attr-defined]
-    client.start_channels()
-    try:
-        client.wait_for_ready(timeout=TIMEOUT)
-        msg_id = client.execute(code)
-        while True:
-            reply = client.get_shell_msg(timeout=TIMEOUT)
-            if reply["parent_header"].get("msg_id") == msg_id:
-                break
-        assert reply["content"]["status"] == "ok", reply["content"]
-    finally:
-        client.stop_channels()
 
 
 def test_kernel_counts_an_import_on_normal_shutdown(

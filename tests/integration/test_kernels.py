@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
-from tests.envkit import Env, Listener, add_dist
+from tests.envkit import Env, Listener, add_dist, execute
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 60.0
@@ -83,13 +83,6 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Env:
     env.add_dist("directb", {"directb/__init__.py": ""})
     _build_extension(env.site, work)
     return env
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    listening = Listener()
-    yield listening
-    listening.close()
 
 
 def _environ(listener: Listener, home: Path) -> dict[str, str]:
@@ -174,26 +167,10 @@ def kernel(
         manager.cleanup_resources()
 
 
-def _execute(manager: object, *cells: str) -> None:
-    client = manager.client()  # type: ignore[attr-defined]
-    client.start_channels()
-    try:
-        client.wait_for_ready(timeout=TIMEOUT)
-        for code in cells:
-            msg_id = client.execute(code)
-            while True:
-                reply = client.get_shell_msg(timeout=TIMEOUT)
-                if reply["parent_header"].get("msg_id") == msg_id:
-                    break
-            assert reply["content"]["status"] == "ok", reply["content"]
-    finally:
-        client.stop_channels()
-
-
 def test_a_kernel_counts_user_imports_not_its_plumbing(
     route: str, kernel: object, listener: Listener
 ) -> None:
-    _execute(kernel, "x = 1", "import pkgprobe")
+    execute(kernel, "x = 1", "import pkgprobe")
     kernel.shutdown_kernel(now=False)  # type: ignore[attr-defined]
     assert sorted(listener.lines()) == sorted([PROCESS, pkg("pkgprobe")])
 
@@ -203,7 +180,7 @@ def test_a_killed_kernel_counted_every_kind_of_module(
 ) -> None:
     order = [kind for kind in KINDS if kind != LAST[route]] + [LAST[route]]
     cells = [f"import {KINDS[kind]}" + (".part" if kind == "namespace" else "") for kind in order]
-    _execute(kernel, *cells)
+    execute(kernel, *cells)
     process = kernel.provisioner.process  # type: ignore[attr-defined]
     os.kill(process.pid, signal.SIGKILL)
     assert process.wait(timeout=TIMEOUT) == -signal.SIGKILL
@@ -241,7 +218,7 @@ def test_a_killed_kernel_sent_what_its_cells_imported_directly(
     # directb comes along with directa: not direct until a cell imports it itself (it is
     # then already in sys.modules). The kernel's own imports are never direct.
     cells = ["import directa", "from directb import *"] if again else ["import directa"]
-    _execute(kernel, *cells)
+    execute(kernel, *cells)
     _kill(kernel)
     expected = [PROCESS, pkg("directa"), pkg("directb"), direct("directa")]
     assert sorted(listener.lines()) == sorted(expected + ([direct("directb")] if again else []))

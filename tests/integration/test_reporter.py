@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,13 +50,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     # A module lying in site-packages that no distribution provides.
     (e.site / "stray.py").write_text("")
     return e
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    listen = Listener()
-    yield listen
-    listen.close()
 
 
 def run(env: Env, listener: Listener, code: str, **extra: str) -> list[str]:

@@ -11,7 +11,6 @@ import builtins
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,13 +45,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
 def work(tmp_path: Path) -> Path:
     (tmp_path / "analysis.py").write_text("import gamma\n")  # a user's own module
     return tmp_path
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    listen = Listener()
-    yield listen
-    listen.close()
 
 
 def run(env: Env, listener: Listener, code: str, cwd: Path, **extra: str) -> list[str]:

@@ -10,7 +10,6 @@ loaded with ``importlib.util.LazyLoader`` whose optional dependency is missing.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -105,13 +104,6 @@ def conda_env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     (e.site / "stray.py").write_text("")  # not in any record: never counted
     e.add_dist("beta", {"beta.py": ""})
     return e
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    listen = Listener()
-    yield listen
-    listen.close()
 
 
 def run(
