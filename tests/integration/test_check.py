@@ -106,17 +106,24 @@ def test_check_fails_on_a_bad_configuration() -> None:
     assert "8125" not in port_row
 
 
-@pytest.mark.needs_root
-def test_check_fails_fast_on_an_unresolvable_host() -> None:
-    # A private network namespace has no route to any DNS server: resolution fails at once
-    # and nothing leaves the machine.
+def network_namespace() -> list[str]:
+    """The command prefix that runs a program in a private network namespace (no route out,
+    loopback down), or a skip (a fail under CI) where root or unshare(1) is missing."""
     unshare = shutil.which("unshare")
     require(unshare is not None and os.geteuid() == 0, "needs root and unshare(1) for -n")
     assert unshare is not None
     probe = subprocess.run([unshare, "-n", "true"], capture_output=True, check=False)
     require(probe.returncode == 0, "cannot create a network namespace here")
+    return [unshare, "-n"]
+
+
+@pytest.mark.needs_root
+def test_check_fails_fast_on_an_unresolvable_host() -> None:
+    # A private network namespace has no route to any DNS server: resolution fails at once
+    # and nothing leaves the machine.
+    isolated = network_namespace()
     env = target(8125, host="collector.popcon-test.invalid")
-    done, elapsed = check("--timeout", "2", "--format", "json", env=env, prefix=[unshare, "-n"])
+    done, elapsed = check("--timeout", "2", "--format", "json", env=env, prefix=isolated)
     assert done.returncode == 1
     result = json.loads(done.stdout)
     assert result["resolve"]["error"]
@@ -281,12 +288,8 @@ def test_check_refuses_unusable_flags(args: list[str], says: str) -> None:
 def test_expect_collector_without_url_hints_at_passing_one() -> None:
     # The default URL (127.0.0.1:9102) is read inside a private network namespace, whose
     # loopback is down: nothing answers, and no real collector on this machine is touched.
-    unshare = shutil.which("unshare")
-    require(unshare is not None and os.geteuid() == 0, "needs root and unshare(1) for -n")
-    assert unshare is not None
-    probe = subprocess.run([unshare, "-n", "true"], capture_output=True, check=False)
-    require(probe.returncode == 0, "cannot create a network namespace here")
-    done, _ = check("--expect-collector", "--format", "json", env=target(9), prefix=[unshare, "-n"])
+    isolated = network_namespace()
+    done, _ = check("--expect-collector", "--format", "json", env=target(9), prefix=isolated)
     assert done.returncode == 1
     result = json.loads(done.stdout)
     assert result["collector"]["url"] == "http://127.0.0.1:9102"
